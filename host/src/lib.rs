@@ -1,0 +1,9 @@
+//! Kiln: a block-storage control plane serving the OpenStack Cinder v3 API.
+//!
+//! The crate is organised one module per concept (see ARCHITECTURE.md):
+//! [`config`] loads settings, [`db`] owns the schema and queries, [`rpc`] moves messages
+//! between services, [`service`] runs a service's lifecycle (heartbeat, periodic tasks,
+//! signals, supervision), and [`api`], [`scheduler`] and [`volume`] are the three services.
+
+pub mod config;
+pub mod rpc;
