@@ -481,9 +481,7 @@ mod tests {
                 for (k, v) in t {
                     let p = format!("{prefix}{k}");
                     out.push(p.clone());
-                    if prefix.is_empty() || !prefix.starts_with("backends.") {
-                        keys(v, &format!("{p}."), out);
-                    }
+                    keys(v, &format!("{p}."), out);
                 }
             }
         }

@@ -6,4 +6,5 @@
 //! signals, supervision), and [`api`], [`scheduler`] and [`volume`] are the three services.
 
 pub mod config;
+pub mod db;
 pub mod rpc;
