@@ -5,6 +5,11 @@
 //! between services, [`service`] runs a service's lifecycle (heartbeat, periodic tasks,
 //! signals, supervision), and [`api`], [`scheduler`] and [`volume`] are the three services.
 
+pub mod api;
 pub mod config;
 pub mod db;
+pub mod drivers;
 pub mod rpc;
+pub mod scheduler;
+pub mod service;
+pub mod volume;

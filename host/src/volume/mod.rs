@@ -1,0 +1,138 @@
+//! The volume service: one per enabled backend, host `HOST@BACKEND`. It owns the backend's
+//! driver, serves the `volume` topic, and reports the driver's stats to every scheduler —
+//! periodically, at start-up, and whenever a scheduler asks (`publish_service_capabilities`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tracing::{debug, info};
+
+use crate::config::Config;
+use crate::drivers::{self, VolumeDriver};
+use crate::rpc::{Dispatcher, RemoteError, RequestContext, RpcClient, RpcError, Version};
+use crate::scheduler::{self, CapabilityReport};
+use crate::service::{Manager, PeriodicTask, Runtime, ServiceSpec};
+
+pub const BINARY: &str = "kiln-volume";
+pub const TOPIC: &str = "volume";
+/// The volume RPC API this build serves. 3.0: publish_service_capabilities.
+pub const RPC_VERSION: Version = Version::new(3, 0);
+
+/// Client side of the volume RPC API, used by the scheduler and the API service.
+#[derive(Clone)]
+pub struct VolumeApi {
+    client: RpcClient,
+}
+
+impl VolumeApi {
+    pub fn new(rt: &Runtime) -> Self {
+        VolumeApi { client: rt.client(TOPIC) }
+    }
+
+    pub fn client(&self) -> &RpcClient {
+        &self.client
+    }
+
+    /// Ask every volume service to report its capabilities now (fanout).
+    pub async fn publish_service_capabilities(&self, ctx: &RequestContext) -> Result<(), RpcError> {
+        self.client
+            .fanout(ctx, "publish_service_capabilities", Version::new(3, 0), serde_json::json!({}))
+            .await
+    }
+}
+
+pub struct VolumeManager {
+    rt: Runtime,
+    backend: String,
+    host: String,
+    zone: String,
+    driver: Box<dyn VolumeDriver>,
+    scheduler: scheduler::SchedulerApi,
+}
+
+impl VolumeManager {
+    pub fn new(rt: &Runtime, backend: &str) -> Result<Self, drivers::DriverError> {
+        let config = rt.config();
+        let settings = config.backends.get(backend).cloned().unwrap_or_default();
+        Ok(VolumeManager {
+            rt: rt.clone(),
+            backend: backend.to_string(),
+            host: config.backend_host(backend),
+            zone: config.backend_zone(backend),
+            driver: drivers::build(&config, backend, &settings)?,
+            scheduler: scheduler::SchedulerApi::new(rt),
+        })
+    }
+
+    /// Ask the driver for stats and fan them out to every scheduler.
+    pub async fn report_capabilities(&self) -> Result<(), String> {
+        let stats = self.driver.get_volume_stats().await.map_err(|e| e.to_string())?;
+        let report = CapabilityReport {
+            service_name: TOPIC.into(),
+            host: self.host.clone(),
+            capabilities: stats,
+            timestamp: crate::db::now(),
+        };
+        self.scheduler
+            .update_service_capabilities(&RequestContext::internal(), &report)
+            .await
+            .map_err(|e| e.to_string())?;
+        debug!(host = %self.host, "capabilities reported");
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Manager for VolumeManager {
+    fn spec(&self) -> ServiceSpec {
+        ServiceSpec {
+            binary: BINARY,
+            topic: TOPIC,
+            host: self.host.clone(),
+            availability_zone: self.zone.clone(),
+            rpc_version: RPC_VERSION,
+        }
+    }
+
+    async fn init_host(&self) -> Result<(), String> {
+        self.driver.do_setup().await.map_err(|e| e.to_string())?;
+        info!(backend = %self.backend, host = %self.host, "driver initialised");
+        Ok(())
+    }
+
+    fn dispatcher(self: Arc<Self>) -> Option<Dispatcher> {
+        let mut d = Dispatcher::new(RPC_VERSION);
+        let me = self.clone();
+        d.register("publish_service_capabilities", move |_ctx, _args: serde_json::Value| {
+            let me = me.clone();
+            async move { me.report_capabilities().await.map_err(|e| RemoteError::new("HandlerError", e)) }
+        });
+        Some(d)
+    }
+
+    async fn after_start(&self) -> Result<(), String> {
+        self.rt
+            .refresh_version_cap(self.scheduler.client(), scheduler::BINARY)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.report_capabilities().await
+    }
+
+    fn periodic_tasks(self: Arc<Self>) -> Vec<PeriodicTask> {
+        let me = self.clone();
+        vec![PeriodicTask {
+            name: "report_capabilities",
+            interval: |c: &Config| c.stats_interval(),
+            run: Arc::new(move || {
+                let me = me.clone();
+                Box::pin(async move {
+                    let _ = me.rt.refresh_version_cap(me.scheduler.client(), scheduler::BINARY).await;
+                    me.report_capabilities().await
+                })
+            }),
+        }]
+    }
+
+    async fn stop(&self, _grace: Duration) {}
+}
