@@ -30,3 +30,4 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+pub mod process;
