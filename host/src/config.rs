@@ -257,7 +257,10 @@ impl Config {
     /// Check cross-key rules that types alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.host.is_empty() || self.host.contains('@') || self.host.contains('#') {
-            return Err(invalid("host", "must be non-empty and contain no '@' or '#'"));
+            return Err(invalid(
+                "host",
+                "must be non-empty and contain no '@' or '#'",
+            ));
         }
         if self.report_interval == 0 {
             return Err(invalid("report_interval", "must be at least 1 second"));
@@ -276,7 +279,10 @@ impl Config {
             return Err(invalid("periodic_interval", "must be at least 1 second"));
         }
         if self.backend_stats_polling_interval == 0 {
-            return Err(invalid("backend_stats_polling_interval", "must be at least 1 second"));
+            return Err(invalid(
+                "backend_stats_polling_interval",
+                "must be at least 1 second",
+            ));
         }
         if self.api.listen.parse::<SocketAddr>().is_err() {
             return Err(invalid(
@@ -287,11 +293,17 @@ impl Config {
         if self.api.auth_strategy != "noauth" {
             return Err(invalid(
                 "api.auth_strategy",
-                format!("`{}` is not supported; use `noauth`", self.api.auth_strategy),
+                format!(
+                    "`{}` is not supported; use `noauth`",
+                    self.api.auth_strategy
+                ),
             ));
         }
         let url = self.database_url();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err(invalid(
                 "database.url",
                 format!("`{url}` is neither sqlite://PATH nor postgres://…"),
@@ -308,13 +320,22 @@ impl Config {
             ));
         }
         if self.messaging.namespace.is_empty() || self.messaging.namespace.contains(['.', ' ']) {
-            return Err(invalid("messaging.namespace", "must be non-empty, without '.' or spaces"));
+            return Err(invalid(
+                "messaging.namespace",
+                "must be non-empty, without '.' or spaces",
+            ));
         }
         if self.messaging.rpc_response_timeout == 0 {
-            return Err(invalid("messaging.rpc_response_timeout", "must be at least 1 second"));
+            return Err(invalid(
+                "messaging.rpc_response_timeout",
+                "must be at least 1 second",
+            ));
         }
         if self.messaging.max_concurrent_handlers == 0 {
-            return Err(invalid("messaging.max_concurrent_handlers", "must be at least 1"));
+            return Err(invalid(
+                "messaging.max_concurrent_handlers",
+                "must be at least 1",
+            ));
         }
         if !matches!(self.logging.format.as_str(), "text" | "json") {
             return Err(invalid("logging.format", "must be `text` or `json`"));
@@ -323,7 +344,9 @@ impl Config {
             if name.is_empty() || name.contains(['@', '#', '.', ' ']) {
                 return Err(invalid(
                     "enabled_backends",
-                    format!("backend name `{name}` must be non-empty, without '@', '#', '.' or spaces"),
+                    format!(
+                        "backend name `{name}` must be non-empty, without '@', '#', '.' or spaces"
+                    ),
                 ));
             }
             let Some(backend) = self.backends.get(name) else {
@@ -334,13 +357,24 @@ impl Config {
             };
             let key = |k: &str| format!("backends.{name}.{k}");
             if backend.driver != "file" {
-                return Err(invalid(key("driver"), format!("unknown driver `{}`; known: file", backend.driver)));
+                return Err(invalid(
+                    key("driver"),
+                    format!("unknown driver `{}`; known: file", backend.driver),
+                ));
             }
             if backend.reserved_percentage > 100 {
-                return Err(invalid(key("reserved_percentage"), "must be between 0 and 100"));
+                return Err(invalid(
+                    key("reserved_percentage"),
+                    "must be between 0 and 100",
+                ));
             }
-            if !(backend.max_over_subscription_ratio >= 1.0) {
-                return Err(invalid(key("max_over_subscription_ratio"), "must be a number >= 1.0"));
+            if backend.max_over_subscription_ratio.is_nan()
+                || backend.max_over_subscription_ratio < 1.0
+            {
+                return Err(invalid(
+                    key("max_over_subscription_ratio"),
+                    "must be a number >= 1.0",
+                ));
             }
         }
         Ok(())
@@ -441,20 +475,29 @@ mod tests {
 
     #[test]
     fn bad_type_names_the_key() {
-        let msg = load_str("report_interval = \"ten\"\n").unwrap_err().to_string();
+        let msg = load_str("report_interval = \"ten\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("report_interval"), "{msg}");
     }
 
     #[test]
     fn unknown_key_is_refused() {
-        let msg = load_str("[database]\nurll = \"x\"\n").unwrap_err().to_string();
+        let msg = load_str("[database]\nurll = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("urll"), "{msg}");
     }
 
     #[test]
     fn enabled_backend_needs_a_table() {
-        let msg = load_str("enabled_backends = [\"lvm1\"]\n").unwrap_err().to_string();
-        assert!(msg.contains("enabled_backends") && msg.contains("[backends.lvm1]"), "{msg}");
+        let msg = load_str("enabled_backends = [\"lvm1\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("enabled_backends") && msg.contains("[backends.lvm1]"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -495,7 +538,10 @@ mod tests {
         let mut default_keys = vec![];
         keys(&toml::Value::try_from(&all).unwrap(), "", &mut default_keys);
         for k in default_keys {
-            assert!(doc_keys.contains(&k), "key `{k}` is not documented in etc/kiln.example.toml");
+            assert!(
+                doc_keys.contains(&k),
+                "key `{k}` is not documented in etc/kiln.example.toml"
+            );
         }
     }
 }

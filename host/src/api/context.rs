@@ -18,7 +18,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .headers
             .get("x-auth-token")
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::Unauthorized("Authentication required: send X-Auth-Token (noauth: USER:PROJECT).".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "Authentication required: send X-Auth-Token (noauth: USER:PROJECT).".into(),
+                )
+            })?;
         let (user, project) = token.split_once(':').unwrap_or((token, token));
         let request_id = parts
             .headers

@@ -40,7 +40,8 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        let body = serde_json::json!({ kind: { "code": status.as_u16(), "message": self.to_string() } });
+        let body =
+            serde_json::json!({ kind: { "code": status.as_u16(), "message": self.to_string() } });
         (status, Json(body)).into_response()
     }
 }
@@ -48,7 +49,9 @@ impl IntoResponse for ApiError {
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
         match e {
-            crate::db::DbError::NotFound(what) => ApiError::NotFound(format!("{what} could not be found.")),
+            crate::db::DbError::NotFound(what) => {
+                ApiError::NotFound(format!("{what} could not be found."))
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

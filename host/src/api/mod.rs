@@ -63,7 +63,8 @@ pub fn router(state: AppState) -> Router {
 async fn request_id(mut req: Request, next: Next) -> Response {
     let id = format!("req-{}", uuid::Uuid::new_v4());
     let value = HeaderValue::from_str(&id).expect("a uuid is a valid header value");
-    req.headers_mut().insert("x-openstack-request-id", value.clone());
+    req.headers_mut()
+        .insert("x-openstack-request-id", value.clone());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = Instant::now();
@@ -114,16 +115,23 @@ impl Manager for ApiManager {
     /// Bind the listen address now, so a taken port stops start-up with a clear error.
     async fn init_host(&self) -> Result<(), String> {
         let addr = self.rt.config().api.listen.clone();
-        let listener = std::net::TcpListener::bind(&addr).map_err(|e| format!("cannot listen on {addr} (api.listen): {e}"))?;
+        let listener = std::net::TcpListener::bind(&addr)
+            .map_err(|e| format!("cannot listen on {addr} (api.listen): {e}"))?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         *self.listener.lock().expect("listener lock") = Some(listener);
         Ok(())
     }
 
     async fn after_start(&self) -> Result<(), String> {
-        let std_listener = self.listener.lock().expect("listener lock").take().ok_or("API listener missing")?;
+        let std_listener = self
+            .listener
+            .lock()
+            .expect("listener lock")
+            .take()
+            .ok_or("API listener missing")?;
         let addr = std_listener.local_addr().map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
+        let listener =
+            tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
         let app = router(AppState {
             rt: self.rt.clone(),
             scheduler: SchedulerApi::new(&self.rt),
@@ -133,7 +141,10 @@ impl Manager for ApiManager {
             let shutdown = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::error!(error = %e, "API server failed");
             }
         });

@@ -14,11 +14,17 @@ fn require_admin(ctx: &Ctx) -> Result<(), ApiError> {
     if ctx.0.is_admin {
         Ok(())
     } else {
-        Err(ApiError::Forbidden("Policy doesn't allow this operation to be performed.".into()))
+        Err(ApiError::Forbidden(
+            "Policy doesn't allow this operation to be performed.".into(),
+        ))
     }
 }
 
-pub async fn list(State(state): State<AppState>, ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require_admin(&ctx)?;
     let down_time = state.rt.config().service_down_time();
     let rows = state.rt.db.service_list().await?;
@@ -51,13 +57,20 @@ pub struct ServiceAction {
     disabled_reason: Option<String>,
 }
 
-async fn set_disabled(state: &AppState, body: ServiceAction, disabled: bool, with_reason: bool) -> Result<Json<serde_json::Value>, ApiError> {
+async fn set_disabled(
+    state: &AppState,
+    body: ServiceAction,
+    disabled: bool,
+    with_reason: bool,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let reason = if with_reason {
         let reason = body
             .disabled_reason
             .ok_or_else(|| ApiError::BadRequest("disabled_reason is required".into()))?;
         if reason.trim().is_empty() || reason.len() > 255 {
-            return Err(ApiError::BadRequest("disabled_reason must be 1 to 255 characters".into()));
+            return Err(ApiError::BadRequest(
+                "disabled_reason must be 1 to 255 characters".into(),
+            ));
         }
         Some(reason)
     } else {
@@ -95,7 +108,11 @@ pub async fn update(
 }
 
 /// `GET /scheduler-stats/get_pools[?detail=true]`: asks a scheduler over RPC.
-pub async fn get_pools(State(state): State<AppState>, ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn get_pools(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require_admin(&ctx)?;
     let detail = q
         .get("detail")

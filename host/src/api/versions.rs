@@ -36,7 +36,10 @@ fn v3(base: &str) -> serde_json::Value {
 
 pub async fn all(headers: HeaderMap) -> impl IntoResponse {
     let base = base_url(&headers);
-    (StatusCode::MULTIPLE_CHOICES, Json(serde_json::json!({ "versions": [v3(&base)] })))
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        Json(serde_json::json!({ "versions": [v3(&base)] })),
+    )
 }
 
 pub async fn v3_root(headers: HeaderMap) -> impl IntoResponse {

@@ -24,9 +24,13 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 pub enum DbError {
     #[error("cannot reach the database at {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
-    #[error("the database at {url} is not migrated (missing migrations: {missing}); run `kiln db sync`")]
+    #[error(
+        "the database at {url} is not migrated (missing migrations: {missing}); run `kiln db sync`"
+    )]
     NotMigrated { url: String, missing: String },
-    #[error("the database at {url} has migrations this kiln does not know ({unknown}); upgrade kiln")]
+    #[error(
+        "the database at {url} has migrations this kiln does not know ({unknown}); upgrade kiln"
+    )]
     TooNew { url: String, unknown: String },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -91,14 +95,20 @@ impl Db {
             source,
         };
         if url.starts_with("sqlite:") {
-            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
             let path = path.split('?').next().unwrap_or(path);
             if let Some(parent) = std::path::Path::new(path).parent() {
                 if !parent.as_os_str().is_empty() {
                     std::fs::create_dir_all(parent).map_err(|e| err(sqlx::Error::Io(e)))?;
                 }
             }
-            let full = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
+            let full = if url.contains('?') {
+                url.to_string()
+            } else {
+                format!("{url}?mode=rwc")
+            };
             let busy_ms = opts.sqlite_busy_timeout.as_millis() as u64;
             // The single writer connection: SQLite allows one writer at a time anyway, so
             // queueing here (fairly, with a long acquire timeout) replaces lock errors by waits.
@@ -138,7 +148,11 @@ impl Db {
 
     /// [`Db::connect`], retrying with back-off while the database is unreachable and saying
     /// so in the log. Gives up only when `give_up` passes (`None`: never).
-    pub async fn connect_with_retry(url: &str, opts: &DbOptions, give_up: Option<Duration>) -> Result<Db, DbError> {
+    pub async fn connect_with_retry(
+        url: &str,
+        opts: &DbOptions,
+        give_up: Option<Duration>,
+    ) -> Result<Db, DbError> {
         let started = std::time::Instant::now();
         let mut delay = Duration::from_millis(200);
         loop {
@@ -191,22 +205,31 @@ impl Db {
 
     /// Refuse to run on a database whose schema is behind (or ahead of) this binary.
     pub async fn check_migrated(&self) -> Result<(), DbError> {
-        let applied: Vec<i64> = match sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
-            .fetch_all(&self.read)
-            .await
-        {
-            Ok(rows) => rows.iter().map(|r: &AnyRow| r.get::<i64, _>(0)).collect(),
-            Err(_) => Vec::new(), // no migrations table: nothing applied
-        };
+        let applied: Vec<i64> =
+            match sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.read)
+                .await
+            {
+                Ok(rows) => rows.iter().map(|r: &AnyRow| r.get::<i64, _>(0)).collect(),
+                Err(_) => Vec::new(), // no migrations table: nothing applied
+            };
         let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
-        let missing: Vec<String> = known.iter().filter(|v| !applied.contains(v)).map(|v| v.to_string()).collect();
+        let missing: Vec<String> = known
+            .iter()
+            .filter(|v| !applied.contains(v))
+            .map(|v| v.to_string())
+            .collect();
         if !missing.is_empty() {
             return Err(DbError::NotMigrated {
                 url: self.url(),
                 missing: missing.join(", "),
             });
         }
-        let unknown: Vec<String> = applied.iter().filter(|v| !known.contains(v)).map(|v| v.to_string()).collect();
+        let unknown: Vec<String> = applied
+            .iter()
+            .filter(|v| !known.contains(v))
+            .map(|v| v.to_string())
+            .collect();
         if !unknown.is_empty() {
             return Err(DbError::TooNew {
                 url: self.url(),
@@ -228,7 +251,8 @@ impl Db {
 fn sqlite_pool_options(busy_ms: u64) -> AnyPoolOptions {
     AnyPoolOptions::new().after_connect(move |conn, _meta| {
         Box::pin(async move {
-            conn.execute(format!("PRAGMA busy_timeout = {busy_ms}").as_str()).await?;
+            conn.execute(format!("PRAGMA busy_timeout = {busy_ms}").as_str())
+                .await?;
             conn.execute("PRAGMA journal_mode = WAL").await?;
             conn.execute("PRAGMA synchronous = NORMAL").await?;
             conn.execute("PRAGMA foreign_keys = ON").await?;
@@ -250,8 +274,9 @@ pub fn now() -> String {
     format_time(time::OffsetDateTime::now_utc())
 }
 
-const TIME_FORMAT: &[time::format_description::FormatItem<'static>] =
-    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]");
+const TIME_FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]"
+);
 
 pub fn format_time(t: time::OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
@@ -261,7 +286,9 @@ pub fn format_time(t: time::OffsetDateTime) -> String {
 
 /// Parse a stored timestamp (as written by [`now`]).
 pub fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
-    time::PrimitiveDateTime::parse(s, TIME_FORMAT).ok().map(|t| t.assume_utc())
+    time::PrimitiveDateTime::parse(s, TIME_FORMAT)
+        .ok()
+        .map(|t| t.assume_utc())
 }
 
 #[cfg(test)]
@@ -284,9 +311,15 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://kiln:s3cret@db:5432/kiln"), "postgres://kiln:***@db:5432/kiln");
+        assert_eq!(
+            redact("postgres://kiln:s3cret@db:5432/kiln"),
+            "postgres://kiln:***@db:5432/kiln"
+        );
         assert_eq!(redact("postgres://kiln@db/kiln"), "postgres://kiln@db/kiln");
-        assert_eq!(redact("sqlite://./kiln-data/kiln.db"), "sqlite://./kiln-data/kiln.db");
+        assert_eq!(
+            redact("sqlite://./kiln-data/kiln.db"),
+            "sqlite://./kiln-data/kiln.db"
+        );
     }
 
     #[test]
@@ -335,7 +368,10 @@ mod tests {
             t.await.unwrap().expect("no writer may fail");
         }
         let n: i64 = sqlx::query("SELECT in_use FROM quota_usages WHERE project_id = 'p'")
-            .fetch_one(db.reader()).await.unwrap().get(0);
+            .fetch_one(db.reader())
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(n, 50);
     }
 }

@@ -33,7 +33,9 @@ impl ServiceRow {
     /// Up while the last heartbeat (or creation) is newer than `down_time`.
     pub fn is_up(&self, down_time: Duration) -> bool {
         let last = self.updated_at.as_deref().unwrap_or(&self.created_at);
-        let Some(last) = parse_time(last) else { return false };
+        let Some(last) = parse_time(last) else {
+            return false;
+        };
         let threshold = time::OffsetDateTime::now_utc() - down_time;
         last >= threshold
     }
@@ -96,36 +98,52 @@ impl Db {
             .ok_or_else(|| DbError::NotFound(format!("service {}/{}", reg.host, reg.binary)))
     }
 
-    pub async fn service_get(&self, host: &str, binary: &str) -> Result<Option<ServiceRow>, DbError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM services WHERE host = $1 AND \"binary\" = $2"))
-            .bind(host)
-            .bind(binary)
-            .fetch_optional(self.reader())
-            .await?;
+    pub async fn service_get(
+        &self,
+        host: &str,
+        binary: &str,
+    ) -> Result<Option<ServiceRow>, DbError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM services WHERE host = $1 AND \"binary\" = $2"
+        ))
+        .bind(host)
+        .bind(binary)
+        .fetch_optional(self.reader())
+        .await?;
         Ok(row.as_ref().map(from_row).transpose()?)
     }
 
     /// Bump `report_count` and `updated_at`. Returns `false` when the row is gone (an operator
     /// deleted it), so the caller can register again.
     pub async fn service_heartbeat(&self, id: i64) -> Result<bool, DbError> {
-        let done = sqlx::query("UPDATE services SET report_count = report_count + 1, updated_at = $1 WHERE id = $2")
-            .bind(now())
-            .bind(id)
-            .execute(self.writer())
-            .await?;
+        let done = sqlx::query(
+            "UPDATE services SET report_count = report_count + 1, updated_at = $1 WHERE id = $2",
+        )
+        .bind(now())
+        .bind(id)
+        .execute(self.writer())
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Every service, ordered by binary then host.
     pub async fn service_list(&self) -> Result<Vec<ServiceRow>, DbError> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM services ORDER BY \"binary\", host"))
-            .fetch_all(self.reader())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM services ORDER BY \"binary\", host"
+        ))
+        .fetch_all(self.reader())
+        .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
     /// Enable or disable a service (with the operator's reason).
-    pub async fn service_set_disabled(&self, host: &str, binary: &str, disabled: bool, reason: Option<&str>) -> Result<ServiceRow, DbError> {
+    pub async fn service_set_disabled(
+        &self,
+        host: &str,
+        binary: &str,
+        disabled: bool,
+        reason: Option<&str>,
+    ) -> Result<ServiceRow, DbError> {
         let done = sqlx::query("UPDATE services SET disabled = $1, disabled_reason = $2, modified_at = $3 WHERE host = $4 AND \"binary\" = $5")
             .bind(disabled)
             .bind(reason)
@@ -135,7 +153,9 @@ impl Db {
             .execute(self.writer())
             .await?;
         if done.rows_affected() == 0 {
-            return Err(DbError::NotFound(format!("service {binary} on host {host}")));
+            return Err(DbError::NotFound(format!(
+                "service {binary} on host {host}"
+            )));
         }
         self.service_get(host, binary)
             .await?
@@ -186,10 +206,18 @@ mod tests {
     #[tokio::test]
     async fn register_is_find_or_create_and_keeps_operator_flags() {
         let (db, _d) = testing::sqlite().await;
-        let a = db.service_register(&reg("h@a", Version::new(3, 0))).await.unwrap();
+        let a = db
+            .service_register(&reg("h@a", Version::new(3, 0)))
+            .await
+            .unwrap();
         assert!(!a.disabled);
-        db.service_set_disabled("h@a", "kiln-volume", true, Some("maintenance")).await.unwrap();
-        let again = db.service_register(&reg("h@a", Version::new(3, 1))).await.unwrap();
+        db.service_set_disabled("h@a", "kiln-volume", true, Some("maintenance"))
+            .await
+            .unwrap();
+        let again = db
+            .service_register(&reg("h@a", Version::new(3, 1)))
+            .await
+            .unwrap();
         assert_eq!(again.id, a.id, "restart must reuse the row");
         assert!(again.disabled);
         assert_eq!(again.disabled_reason.as_deref(), Some("maintenance"));
@@ -200,7 +228,10 @@ mod tests {
     #[tokio::test]
     async fn heartbeat_bumps_count_and_reports_a_deleted_row() {
         let (db, _d) = testing::sqlite().await;
-        let a = db.service_register(&reg("h@a", Version::new(3, 0))).await.unwrap();
+        let a = db
+            .service_register(&reg("h@a", Version::new(3, 0)))
+            .await
+            .unwrap();
         assert!(db.service_heartbeat(a.id).await.unwrap());
         assert!(db.service_heartbeat(a.id).await.unwrap());
         let row = db.service_get("h@a", "kiln-volume").await.unwrap().unwrap();
@@ -212,8 +243,13 @@ mod tests {
     #[tokio::test]
     async fn stale_heartbeat_means_down() {
         let (db, _d) = testing::sqlite().await;
-        let mut a = db.service_register(&reg("h@a", Version::new(3, 0))).await.unwrap();
-        a.updated_at = Some(format_time(time::OffsetDateTime::now_utc() - Duration::from_secs(61)));
+        let mut a = db
+            .service_register(&reg("h@a", Version::new(3, 0)))
+            .await
+            .unwrap();
+        a.updated_at = Some(format_time(
+            time::OffsetDateTime::now_utc() - Duration::from_secs(61),
+        ));
         assert!(!a.is_up(Duration::from_secs(60)));
         assert!(a.is_up(Duration::from_secs(120)));
     }
@@ -221,16 +257,29 @@ mod tests {
     #[tokio::test]
     async fn min_rpc_version_is_the_oldest_service() {
         let (db, _d) = testing::sqlite().await;
-        assert_eq!(db.service_min_rpc_version("kiln-volume").await.unwrap(), None);
-        db.service_register(&reg("h@a", Version::new(3, 4))).await.unwrap();
-        db.service_register(&reg("h@b", Version::new(3, 2))).await.unwrap();
-        assert_eq!(db.service_min_rpc_version("kiln-volume").await.unwrap(), Some(Version::new(3, 2)));
+        assert_eq!(
+            db.service_min_rpc_version("kiln-volume").await.unwrap(),
+            None
+        );
+        db.service_register(&reg("h@a", Version::new(3, 4)))
+            .await
+            .unwrap();
+        db.service_register(&reg("h@b", Version::new(3, 2)))
+            .await
+            .unwrap();
+        assert_eq!(
+            db.service_min_rpc_version("kiln-volume").await.unwrap(),
+            Some(Version::new(3, 2))
+        );
     }
 
     #[tokio::test]
     async fn disabling_an_unknown_service_is_not_found() {
         let (db, _d) = testing::sqlite().await;
-        let e = db.service_set_disabled("nope", "kiln-volume", true, None).await.unwrap_err();
+        let e = db
+            .service_set_disabled("nope", "kiln-volume", true, None)
+            .await
+            .unwrap_err();
         assert!(matches!(e, DbError::NotFound(_)));
     }
 }

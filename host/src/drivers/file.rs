@@ -23,7 +23,10 @@ impl FileDriver {
     pub fn new(config: &Config, backend: &str, settings: &BackendConfig) -> Self {
         FileDriver {
             backend: backend.to_string(),
-            backend_name: settings.volume_backend_name.clone().unwrap_or_else(|| backend.to_string()),
+            backend_name: settings
+                .volume_backend_name
+                .clone()
+                .unwrap_or_else(|| backend.to_string()),
             dir: settings
                 .path
                 .clone()
@@ -46,13 +49,17 @@ impl FileDriver {
 /// Total and available bytes of the filesystem holding `dir`.
 fn fs_capacity(dir: &Path) -> std::io::Result<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok((st.f_blocks as u64 * st.f_frsize as u64, st.f_bavail as u64 * st.f_frsize as u64))
+    Ok((
+        st.f_blocks as u64 * st.f_frsize as u64,
+        st.f_bavail as u64 * st.f_frsize as u64,
+    ))
 }
 
 #[async_trait]
@@ -60,28 +67,33 @@ impl VolumeDriver for FileDriver {
     async fn do_setup(&self) -> Result<(), DriverError> {
         tokio::fs::create_dir_all(&self.dir)
             .await
-            .map_err(self.io(&format!("cannot create volume directory {}", self.dir.display())))
+            .map_err(self.io(&format!(
+                "cannot create volume directory {}",
+                self.dir.display()
+            )))
     }
 
     async fn get_volume_stats(&self) -> Result<BackendStats, DriverError> {
         let dir = self.dir.clone();
-        let (total, free, provisioned, count) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-            let (total, free) = fs_capacity(&dir)?;
-            let mut provisioned = 0u64;
-            let mut count = 0u64;
-            for entry in std::fs::read_dir(&dir)? {
-                let entry = entry?;
-                let meta = entry.metadata()?;
-                if meta.is_file() && entry.file_name().to_string_lossy().starts_with("volume-") {
-                    provisioned += meta.len();
-                    count += 1;
+        let (total, free, provisioned, count) =
+            tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+                let (total, free) = fs_capacity(&dir)?;
+                let mut provisioned = 0u64;
+                let mut count = 0u64;
+                for entry in std::fs::read_dir(&dir)? {
+                    let entry = entry?;
+                    let meta = entry.metadata()?;
+                    if meta.is_file() && entry.file_name().to_string_lossy().starts_with("volume-")
+                    {
+                        provisioned += meta.len();
+                        count += 1;
+                    }
                 }
-            }
-            Ok((total, free, provisioned, count))
-        })
-        .await
-        .expect("stats task never panics")
-        .map_err(self.io(&format!("cannot read capacity of {}", self.dir.display())))?;
+                Ok((total, free, provisioned, count))
+            })
+            .await
+            .expect("stats task never panics")
+            .map_err(self.io(&format!("cannot read capacity of {}", self.dir.display())))?;
         let round = |b: u64| ((b as f64 / GIB) * 100.0).round() / 100.0;
         Ok(BackendStats {
             volume_backend_name: self.backend_name.clone(),
@@ -128,6 +140,9 @@ mod tests {
         assert_eq!(pool.total_volumes, 1);
         assert_eq!(pool.provisioned_capacity_gb, 2.0);
         let (total, _) = fs_capacity(&dir.path().join("vols")).unwrap();
-        assert_eq!(pool.total_capacity_gb, Capacity::Gb(((total as f64 / GIB) * 100.0).round() / 100.0));
+        assert_eq!(
+            pool.total_capacity_gb,
+            Capacity::Gb(((total as f64 / GIB) * 100.0).round() / 100.0)
+        );
     }
 }

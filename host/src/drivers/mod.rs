@@ -81,7 +81,11 @@ pub trait VolumeDriver: Send + Sync {
 }
 
 /// Build the driver configured for `backend`.
-pub fn build(config: &Config, backend: &str, settings: &BackendConfig) -> Result<Box<dyn VolumeDriver>, DriverError> {
+pub fn build(
+    config: &Config,
+    backend: &str,
+    settings: &BackendConfig,
+) -> Result<Box<dyn VolumeDriver>, DriverError> {
     match settings.driver.as_str() {
         "file" => Ok(Box::new(file::FileDriver::new(config, backend, settings))),
         other => Err(DriverError::UnknownDriver {
@@ -97,8 +101,14 @@ mod tests {
 
     #[test]
     fn capacity_serialises_like_cinder() {
-        assert_eq!(serde_json::to_value(Capacity::Gb(1.5)).unwrap(), serde_json::json!(1.5));
-        assert_eq!(serde_json::to_value(Capacity::Special(SpecialCapacity::Infinite)).unwrap(), serde_json::json!("infinite"));
+        assert_eq!(
+            serde_json::to_value(Capacity::Gb(1.5)).unwrap(),
+            serde_json::json!(1.5)
+        );
+        assert_eq!(
+            serde_json::to_value(Capacity::Special(SpecialCapacity::Infinite)).unwrap(),
+            serde_json::json!("infinite")
+        );
         let c: Capacity = serde_json::from_value(serde_json::json!("unknown")).unwrap();
         assert_eq!(c, Capacity::Special(SpecialCapacity::Unknown));
     }

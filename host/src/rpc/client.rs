@@ -53,15 +53,29 @@ impl RpcClient {
         }
     }
 
-    fn build(&self, ctx: &RequestContext, method: &str, version: Version, args: impl Serialize) -> Result<Message, RpcError> {
+    fn build(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        version: Version,
+        args: impl Serialize,
+    ) -> Result<Message, RpcError> {
         if !self.can_send_version(version) {
             return Err(RpcError::VersionCapped {
                 method: method.to_string(),
                 requested: version.to_string(),
-                cap: self.version_cap().map(|c| c.to_string()).unwrap_or_default(),
+                cap: self
+                    .version_cap()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
             });
         }
-        Ok(Message::new(method, &version.to_string(), serde_json::to_value(args)?, ctx.clone()))
+        Ok(Message::new(
+            method,
+            &version.to_string(),
+            serde_json::to_value(args)?,
+            ctx.clone(),
+        ))
     }
 
     fn target(&self, server: Option<&str>) -> Target {
@@ -72,14 +86,29 @@ impl RpcClient {
     }
 
     /// Fire and forget to one server of the topic (or exactly `server`).
-    pub async fn cast(&self, ctx: &RequestContext, server: Option<&str>, method: &str, version: Version, args: impl Serialize) -> Result<(), RpcError> {
+    pub async fn cast(
+        &self,
+        ctx: &RequestContext,
+        server: Option<&str>,
+        method: &str,
+        version: Version,
+        args: impl Serialize,
+    ) -> Result<(), RpcError> {
         let msg = self.build(ctx, method, version, args)?;
         self.transport.cast(&self.target(server), msg).await
     }
 
     /// Request and reply, within the configured timeout.
-    pub async fn call<R: DeserializeOwned>(&self, ctx: &RequestContext, server: Option<&str>, method: &str, version: Version, args: impl Serialize) -> Result<R, RpcError> {
-        self.call_with_timeout(ctx, server, method, version, args, self.timeout).await
+    pub async fn call<R: DeserializeOwned>(
+        &self,
+        ctx: &RequestContext,
+        server: Option<&str>,
+        method: &str,
+        version: Version,
+        args: impl Serialize,
+    ) -> Result<R, RpcError> {
+        self.call_with_timeout(ctx, server, method, version, args, self.timeout)
+            .await
     }
 
     pub async fn call_with_timeout<R: DeserializeOwned>(
@@ -92,12 +121,21 @@ impl RpcClient {
         timeout: Duration,
     ) -> Result<R, RpcError> {
         let msg = self.build(ctx, method, version, args)?;
-        let value = self.transport.call(&self.target(server), msg, timeout).await?;
+        let value = self
+            .transport
+            .call(&self.target(server), msg, timeout)
+            .await?;
         Ok(serde_json::from_value(value)?)
     }
 
     /// Broadcast to every server of the topic.
-    pub async fn fanout(&self, ctx: &RequestContext, method: &str, version: Version, args: impl Serialize) -> Result<(), RpcError> {
+    pub async fn fanout(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        version: Version,
+        args: impl Serialize,
+    ) -> Result<(), RpcError> {
         let msg = self.build(ctx, method, version, args)?;
         self.transport.fanout(&self.topic, msg).await
     }

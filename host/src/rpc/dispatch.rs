@@ -44,13 +44,24 @@ impl FromStr for Version {
         let (a, b) = s
             .split_once('.')
             .ok_or_else(|| format!("version `{s}` is not of the form X.Y"))?;
-        let major = a.parse().map_err(|_| format!("version `{s}` has a bad major"))?;
-        let minor = b.parse().map_err(|_| format!("version `{s}` has a bad minor"))?;
+        let major = a
+            .parse()
+            .map_err(|_| format!("version `{s}` has a bad major"))?;
+        let minor = b
+            .parse()
+            .map_err(|_| format!("version `{s}` has a bad minor"))?;
         Ok(Version { major, minor })
     }
 }
 
-type Handler = Arc<dyn Fn(RequestContext, serde_json::Value) -> BoxFuture<'static, Result<serde_json::Value, RemoteError>> + Send + Sync>;
+type Handler = Arc<
+    dyn Fn(
+            RequestContext,
+            serde_json::Value,
+        ) -> BoxFuture<'static, Result<serde_json::Value, RemoteError>>
+        + Send
+        + Sync,
+>;
 
 /// The methods one service serves, at one API version.
 #[derive(Clone)]
@@ -87,11 +98,18 @@ impl Dispatcher {
             let method_name = method_name.clone();
             Box::pin(async move {
                 let args: A = serde_json::from_value(args).map_err(|e| {
-                    RemoteError::new("BadRequest", format!("arguments of {method_name} do not decode: {e}"))
+                    RemoteError::new(
+                        "BadRequest",
+                        format!("arguments of {method_name} do not decode: {e}"),
+                    )
                 })?;
                 let result = f(ctx, args).await?;
-                serde_json::to_value(result)
-                    .map_err(|e| RemoteError::new("HandlerError", format!("result of {method_name} does not encode: {e}")))
+                serde_json::to_value(result).map_err(|e| {
+                    RemoteError::new(
+                        "HandlerError",
+                        format!("result of {method_name} does not encode: {e}"),
+                    )
+                })
             })
         });
         self.handlers.insert(method.to_string(), handler);
@@ -114,7 +132,10 @@ impl Dispatcher {
             ));
         }
         let handler = self.handlers.get(&msg.method).ok_or_else(|| {
-            RemoteError::new("NoSuchMethod", format!("no method `{}` at version {}", msg.method, self.version))
+            RemoteError::new(
+                "NoSuchMethod",
+                format!("no method `{}` at version {}", msg.method, self.version),
+            )
         })?;
         handler(msg.context.clone(), msg.args.clone()).await
     }
@@ -125,7 +146,12 @@ mod tests {
     use super::*;
 
     fn msg(method: &str, version: &str) -> Message {
-        Message::new(method, version, serde_json::json!({"x": 2}), RequestContext::default())
+        Message::new(
+            method,
+            version,
+            serde_json::json!({"x": 2}),
+            RequestContext::default(),
+        )
     }
 
     fn dispatcher() -> Dispatcher {
@@ -143,8 +169,14 @@ mod tests {
         let server = Version::new(3, 2);
         assert!(server.serves(&Version::new(3, 0)));
         assert!(server.serves(&Version::new(3, 2)));
-        assert!(!server.serves(&Version::new(3, 3)), "newer minor must be refused");
-        assert!(!server.serves(&Version::new(2, 0)), "other major must be refused");
+        assert!(
+            !server.serves(&Version::new(3, 3)),
+            "newer minor must be refused"
+        );
+        assert!(
+            !server.serves(&Version::new(2, 0)),
+            "other major must be refused"
+        );
         assert!("3".parse::<Version>().is_err());
         assert_eq!("3.14".parse::<Version>().unwrap(), Version::new(3, 14));
     }
@@ -152,7 +184,10 @@ mod tests {
     #[tokio::test]
     async fn dispatches_matching_versions_and_refuses_others() {
         let d = dispatcher();
-        assert_eq!(d.dispatch(&msg("double", "3.1")).await.unwrap(), serde_json::json!(4));
+        assert_eq!(
+            d.dispatch(&msg("double", "3.1")).await.unwrap(),
+            serde_json::json!(4)
+        );
         let e = d.dispatch(&msg("double", "3.3")).await.unwrap_err();
         assert_eq!(e.kind, "UnsupportedVersion");
         let e = d.dispatch(&msg("double", "4.0")).await.unwrap_err();

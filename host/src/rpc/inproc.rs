@@ -11,12 +11,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Acknowledger, Incoming, Listener, Message, Reply, RpcError, Target, Transport};
 
-type Queue = (async_channel::Sender<Message>, async_channel::Receiver<Message>);
+type Queue = (
+    async_channel::Sender<Message>,
+    async_channel::Receiver<Message>,
+);
+/// Fanout subscribers of a topic: (listener id, its channel).
+type Subscribers = Vec<(u64, async_channel::Sender<Message>)>;
 
 #[derive(Default)]
 struct Inner {
     queues: Mutex<HashMap<String, Queue>>,
-    fanouts: Mutex<HashMap<String, Vec<(u64, async_channel::Sender<Message>)>>>,
+    fanouts: Mutex<HashMap<String, Subscribers>>,
     pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
     next_listener: std::sync::atomic::AtomicU64,
 }
@@ -41,19 +46,35 @@ impl InProcTransport {
     }
 }
 
-/// Settles an in-process message: ack drops it, requeue puts it back on its work queue.
+/// Settles an in-process message: ack drops it, requeue puts it back on its work queue. An
+/// acknowledger dropped unsettled (its handler task died) requeues too, so nothing is lost.
 struct InProcAck {
     requeue_to: Option<async_channel::Sender<Message>>,
     message: Option<Message>,
 }
 
+impl InProcAck {
+    fn put_back(&mut self) {
+        if let (Some(tx), Some(msg)) = (self.requeue_to.take(), self.message.take()) {
+            // Unbounded: fails only when the queue is gone, i.e. the transport is dropped.
+            let _ = tx.try_send(msg);
+        }
+    }
+}
+
+impl Drop for InProcAck {
+    fn drop(&mut self) {
+        self.put_back();
+    }
+}
+
 #[async_trait]
 impl Acknowledger for InProcAck {
-    async fn ack(self: Box<Self>) {}
-    async fn requeue(self: Box<Self>) {
-        if let (Some(tx), Some(msg)) = (self.requeue_to, self.message) {
-            let _ = tx.send(msg).await;
-        }
+    async fn ack(mut self: Box<Self>) {
+        self.message = None;
+    }
+    async fn requeue(mut self: Box<Self>) {
+        self.put_back();
     }
 }
 
@@ -64,7 +85,12 @@ impl Transport for InProcTransport {
         tx.send(msg).await.map_err(|_| RpcError::Closed)
     }
 
-    async fn call(&self, target: &Target, mut msg: Message, timeout: Duration) -> Result<serde_json::Value, RpcError> {
+    async fn call(
+        &self,
+        target: &Target,
+        mut msg: Message,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, RpcError> {
         let msg_id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         self.inner
@@ -76,14 +102,22 @@ impl Transport for InProcTransport {
         msg.reply_to = Some("inproc".into());
         let method = msg.method.clone();
         if let Err(e) = self.cast(target, msg).await {
-            self.inner.pending.lock().expect("pending map poisoned").remove(&msg_id);
+            self.inner
+                .pending
+                .lock()
+                .expect("pending map poisoned")
+                .remove(&msg_id);
             return Err(e);
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(reply)) => reply.result.map_err(RpcError::Remote),
             Ok(Err(_)) => Err(RpcError::Closed),
             Err(_) => {
-                self.inner.pending.lock().expect("pending map poisoned").remove(&msg_id);
+                self.inner
+                    .pending
+                    .lock()
+                    .expect("pending map poisoned")
+                    .remove(&msg_id);
                 Err(RpcError::Timeout {
                     method,
                     target: target.queue(),
@@ -167,7 +201,12 @@ impl Transport for InProcTransport {
         let topic = topic.to_string();
         let close = Box::new(move || {
             let _ = stop_tx.send(true);
-            if let Some(subs) = inner.fanouts.lock().expect("fanout map poisoned").get_mut(&topic) {
+            if let Some(subs) = inner
+                .fanouts
+                .lock()
+                .expect("fanout map poisoned")
+                .get_mut(&topic)
+            {
                 subs.retain(|(i, _)| *i != id);
             }
         });

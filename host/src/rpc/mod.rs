@@ -67,7 +67,12 @@ pub struct Message {
 }
 
 impl Message {
-    pub fn new(method: &str, version: &str, args: serde_json::Value, context: RequestContext) -> Self {
+    pub fn new(
+        method: &str,
+        version: &str,
+        args: serde_json::Value,
+        context: RequestContext,
+    ) -> Self {
         Message {
             method: method.to_string(),
             version: version.to_string(),
@@ -222,7 +227,12 @@ pub trait Transport: Send + Sync + 'static {
     /// (AMQP: the broker confirmed it, retrying across reconnects).
     async fn cast(&self, target: &Target, msg: Message) -> Result<(), RpcError>;
     /// Deliver `msg` and wait up to `timeout` for the reply.
-    async fn call(&self, target: &Target, msg: Message, timeout: Duration) -> Result<serde_json::Value, RpcError>;
+    async fn call(
+        &self,
+        target: &Target,
+        msg: Message,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, RpcError>;
     /// Deliver `msg` to every server currently listening on `topic`.
     async fn fanout(&self, topic: &str, msg: Message) -> Result<(), RpcError>;
     /// Send the reply of a call to `reply_to`.
@@ -234,12 +244,20 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 /// Open the transport named by `messaging.url`.
-pub async fn connect(url: &str, namespace: &str, prefetch: u16) -> Result<Arc<dyn Transport>, RpcError> {
+pub async fn connect(
+    url: &str,
+    namespace: &str,
+    prefetch: u16,
+) -> Result<Arc<dyn Transport>, RpcError> {
     if url.starts_with("inproc://") {
         Ok(Arc::new(inproc::InProcTransport::new()))
     } else if url.starts_with("amqp://") {
-        Ok(Arc::new(amqp::AmqpTransport::connect(url, namespace, prefetch).await?))
+        Ok(Arc::new(
+            amqp::AmqpTransport::connect(url, namespace, prefetch).await?,
+        ))
     } else {
-        Err(RpcError::Transport(format!("unsupported messaging url `{url}`")))
+        Err(RpcError::Transport(format!(
+            "unsupported messaging url `{url}`"
+        )))
     }
 }

@@ -55,11 +55,19 @@ impl RpcServer {
                         let result = AssertUnwindSafe(dispatcher.dispatch(&msg))
                             .catch_unwind()
                             .await
-                            .unwrap_or_else(|_| Err(RemoteError::new("HandlerError", format!("handler of {} panicked", msg.method))));
+                            .unwrap_or_else(|_| {
+                                Err(RemoteError::new(
+                                    "HandlerError",
+                                    format!("handler of {} panicked", msg.method),
+                                ))
+                            });
                         if let Err(e) = &result {
                             warn!(error = %e, "RPC handler failed");
                         } else {
-                            debug!(elapsed_us = started.elapsed().as_micros() as u64, "RPC handled");
+                            debug!(
+                                elapsed_us = started.elapsed().as_micros() as u64,
+                                "RPC handled"
+                            );
                         }
                         if let (Some(reply_to), Some(msg_id)) = (&msg.reply_to, &msg.msg_id) {
                             let reply = Reply {

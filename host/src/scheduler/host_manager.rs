@@ -56,10 +56,16 @@ impl HostManager {
                     if let Some(serde_json::Value::Object(extra)) = extra {
                         obj.extend(extra);
                     }
-                    obj.insert("volume_backend_name".into(), stats.volume_backend_name.clone().into());
+                    obj.insert(
+                        "volume_backend_name".into(),
+                        stats.volume_backend_name.clone().into(),
+                    );
                     obj.insert("vendor_name".into(), stats.vendor_name.clone().into());
                     obj.insert("driver_version".into(), stats.driver_version.clone().into());
-                    obj.insert("storage_protocol".into(), stats.storage_protocol.clone().into());
+                    obj.insert(
+                        "storage_protocol".into(),
+                        stats.storage_protocol.clone().into(),
+                    );
                     obj.insert("timestamp".into(), report.timestamp.clone().into());
                 }
                 out.push(PoolView {
@@ -128,7 +134,11 @@ mod tests {
         let mut hm = HostManager::default();
         hm.update(report("h@a", "2026-01-01T00:00:01.000000", &["p1", "p2"]));
         hm.update(report("h@a", "2026-01-01T00:00:02.000000", &["p2"]));
-        let names: Vec<_> = hm.pools(&all(&["h@a"])).into_iter().map(|p| p.name).collect();
+        let names: Vec<_> = hm
+            .pools(&all(&["h@a"]))
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
         assert_eq!(names, vec!["h@a#p2"]);
     }
 
@@ -141,7 +151,13 @@ mod tests {
         assert_eq!(pools.len(), 1);
         assert_eq!(pools[0].name, "h@b#p");
         assert_eq!(pools[0].capabilities["dedup"], serde_json::json!(true));
-        assert_eq!(pools[0].capabilities["storage_protocol"], serde_json::json!("file"));
-        assert_eq!(pools[0].capabilities["free_capacity_gb"], serde_json::json!(5.0));
+        assert_eq!(
+            pools[0].capabilities["storage_protocol"],
+            serde_json::json!("file")
+        );
+        assert_eq!(
+            pools[0].capabilities["free_capacity_gb"],
+            serde_json::json!(5.0)
+        );
     }
 }

@@ -45,7 +45,9 @@ pub struct SchedulerApi {
 
 impl SchedulerApi {
     pub fn new(rt: &Runtime) -> Self {
-        SchedulerApi { client: rt.client(TOPIC) }
+        SchedulerApi {
+            client: rt.client(TOPIC),
+        }
     }
 
     pub fn client(&self) -> &RpcClient {
@@ -53,9 +55,18 @@ impl SchedulerApi {
     }
 
     /// Fan a capability report out to every scheduler.
-    pub async fn update_service_capabilities(&self, ctx: &RequestContext, report: &CapabilityReport) -> Result<(), RpcError> {
+    pub async fn update_service_capabilities(
+        &self,
+        ctx: &RequestContext,
+        report: &CapabilityReport,
+    ) -> Result<(), RpcError> {
         self.client
-            .fanout(ctx, "update_service_capabilities", Version::new(3, 0), report)
+            .fanout(
+                ctx,
+                "update_service_capabilities",
+                Version::new(3, 0),
+                report,
+            )
             .await
     }
 
@@ -68,7 +79,13 @@ impl SchedulerApi {
         }
         let pools: Vec<Pool> = self
             .client
-            .call(ctx, None, "get_pools", Version::new(3, 0), serde_json::json!({}))
+            .call(
+                ctx,
+                None,
+                "get_pools",
+                Version::new(3, 0),
+                serde_json::json!({}),
+            )
             .await?;
         Ok(pools
             .into_iter()
@@ -111,7 +128,9 @@ impl SchedulerManager {
             .map_err(|e| RemoteError::new("HandlerError", e.to_string()))?;
         Ok(rows
             .into_iter()
-            .filter(|s| s.binary == volume::BINARY && !s.disabled && !s.frozen && s.is_up(down_time))
+            .filter(|s| {
+                s.binary == volume::BINARY && !s.disabled && !s.frozen && s.is_up(down_time)
+            })
             .map(|s| s.host)
             .collect())
     }
@@ -132,16 +151,19 @@ impl Manager for SchedulerManager {
     fn dispatcher(self: Arc<Self>) -> Option<Dispatcher> {
         let mut d = Dispatcher::new(RPC_VERSION);
         let me = self.clone();
-        d.register("update_service_capabilities", move |_ctx, report: CapabilityReport| {
-            let me = me.clone();
-            async move {
-                let host = report.host.clone();
-                if me.hosts.write().await.update(report) {
-                    tracing::debug!(host = %host, "capability report taken");
+        d.register(
+            "update_service_capabilities",
+            move |_ctx, report: CapabilityReport| {
+                let me = me.clone();
+                async move {
+                    let host = report.host.clone();
+                    if me.hosts.write().await.update(report) {
+                        tracing::debug!(host = %host, "capability report taken");
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
-        });
+            },
+        );
         let me = self.clone();
         d.register("get_pools", move |_ctx, _args: serde_json::Value| {
             let me = me.clone();

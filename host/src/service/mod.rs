@@ -73,7 +73,11 @@ impl Runtime {
     }
 
     /// Cap `client` at the minimum RPC version recorded by the services of `binary`.
-    pub async fn refresh_version_cap(&self, client: &RpcClient, binary: &str) -> Result<(), DbError> {
+    pub async fn refresh_version_cap(
+        &self,
+        client: &RpcClient,
+        binary: &str,
+    ) -> Result<(), DbError> {
         let cap = self.db.service_min_rpc_version(binary).await?;
         if cap != client.version_cap() {
             info!(topic = client.topic(), cap = ?cap.map(|c| c.to_string()), "RPC version cap changed");
@@ -190,10 +194,13 @@ impl Service {
         let (shutdown, mut shutdown_rx) = watch::channel(false);
         info!(service = %name, "starting");
 
-        manager.init_host().await.map_err(|reason| ServiceError::InitHost {
-            service: name.clone(),
-            reason,
-        })?;
+        manager
+            .init_host()
+            .await
+            .map_err(|reason| ServiceError::InitHost {
+                service: name.clone(),
+                reason,
+            })?;
 
         let reg = Registration {
             host: &spec.host,
@@ -202,27 +209,56 @@ impl Service {
             availability_zone: &spec.availability_zone,
             rpc_version: spec.rpc_version,
         };
-        let Some(row) = retry_forever("registering in the services table", &name, &mut shutdown_rx, || rt.db.service_register(&reg)).await else {
+        let Some(row) = retry_forever(
+            "registering in the services table",
+            &name,
+            &mut shutdown_rx,
+            || rt.db.service_register(&reg),
+        )
+        .await
+        else {
             return Err(ServiceError::Rpc(RpcError::Closed));
         };
 
         let rpc = match manager.clone().dispatcher() {
             Some(dispatcher) => {
-                let listener = retry_forever("subscribing to the message bus", &name, &mut shutdown_rx, || rt.transport.listen(spec.topic, &spec.host))
-                    .await
-                    .ok_or(ServiceError::Rpc(RpcError::Closed))?;
+                let listener = retry_forever(
+                    "subscribing to the message bus",
+                    &name,
+                    &mut shutdown_rx,
+                    || rt.transport.listen(spec.topic, &spec.host),
+                )
+                .await
+                .ok_or(ServiceError::Rpc(RpcError::Closed))?;
                 let max = rt.config().messaging.max_concurrent_handlers;
-                Some(RpcServer::spawn(rt.transport.clone(), listener, Arc::new(dispatcher), max))
+                Some(RpcServer::spawn(
+                    rt.transport.clone(),
+                    listener,
+                    Arc::new(dispatcher),
+                    max,
+                ))
             }
             None => None,
         };
 
-        let mut tasks = vec![heartbeat(&rt, spec.clone(), row.id, name.clone(), shutdown.subscribe())];
+        let mut tasks = vec![heartbeat(
+            &rt,
+            spec.clone(),
+            row.id,
+            name.clone(),
+            shutdown.subscribe(),
+        )];
         for task in manager.clone().periodic_tasks() {
             tasks.push(periodic(&rt, task, name.clone(), shutdown.subscribe()));
         }
         for mut task in manager.clone().background_tasks() {
-            tasks.push(supervise(task.name, name.clone(), shutdown.subscribe(), Backoff::default(), move || (task.run)()));
+            tasks.push(supervise(
+                task.name,
+                name.clone(),
+                shutdown.subscribe(),
+                Backoff::default(),
+                move || (task.run)(),
+            ));
         }
 
         if let Err(e) = manager.after_start().await {
@@ -263,7 +299,10 @@ impl Service {
         let left = grace.saturating_sub(started.elapsed());
         self.manager.stop(left).await;
         for task in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(1), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(1), task)
+                .await
+                .is_err()
+            {
                 warn!(service = %name, "a background task did not stop in time");
             }
         }
@@ -274,72 +313,97 @@ impl Service {
 
 /// Bump the services row every `report_interval`. Database trouble is logged and retried at
 /// the next beat (the service simply shows as down meanwhile); a deleted row is re-created.
-fn heartbeat(rt: &Runtime, spec: ServiceSpec, id: i64, name: String, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+fn heartbeat(
+    rt: &Runtime,
+    spec: ServiceSpec,
+    id: i64,
+    name: String,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     let rt = rt.clone();
-    supervise("heartbeat", name.clone(), shutdown, Backoff::default(), move || {
-        let rt = rt.clone();
-        let spec = spec.clone();
-        let name = name.clone();
-        let mut id_now = id;
-        async move {
-            let mut lost = false;
-            loop {
-                tokio::time::sleep(rt.config().report_interval()).await;
-                match rt.db.service_heartbeat(id_now).await {
-                    Ok(true) => {
-                        if lost {
-                            info!(service = %name, "database connection recovered; heartbeats resumed");
-                            lost = false;
+    supervise(
+        "heartbeat",
+        name.clone(),
+        shutdown,
+        Backoff::default(),
+        move || {
+            let rt = rt.clone();
+            let spec = spec.clone();
+            let name = name.clone();
+            let mut id_now = id;
+            async move {
+                let mut lost = false;
+                loop {
+                    tokio::time::sleep(rt.config().report_interval()).await;
+                    match rt.db.service_heartbeat(id_now).await {
+                        Ok(true) => {
+                            if lost {
+                                info!(service = %name, "database connection recovered; heartbeats resumed");
+                                lost = false;
+                            }
                         }
-                    }
-                    Ok(false) => {
-                        warn!(service = %name, "service row disappeared; registering again");
-                        let reg = Registration {
-                            host: &spec.host,
-                            binary: spec.binary,
-                            topic: spec.topic,
-                            availability_zone: &spec.availability_zone,
-                            rpc_version: spec.rpc_version,
-                        };
-                        match rt.db.service_register(&reg).await {
-                            Ok(row) => id_now = row.id,
-                            Err(e) => warn!(service = %name, error = %e, "cannot register again; will retry"),
+                        Ok(false) => {
+                            warn!(service = %name, "service row disappeared; registering again");
+                            let reg = Registration {
+                                host: &spec.host,
+                                binary: spec.binary,
+                                topic: spec.topic,
+                                availability_zone: &spec.availability_zone,
+                                rpc_version: spec.rpc_version,
+                            };
+                            match rt.db.service_register(&reg).await {
+                                Ok(row) => id_now = row.id,
+                                Err(e) => {
+                                    warn!(service = %name, error = %e, "cannot register again; will retry")
+                                }
+                            }
                         }
-                    }
-                    Err(e) => {
-                        lost = true;
-                        warn!(service = %name, error = %e, "cannot report state to the database; will retry");
+                        Err(e) => {
+                            lost = true;
+                            warn!(service = %name, error = %e, "cannot report state to the database; will retry");
+                        }
                     }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Run `task` every `interval(config)` after a random first delay in `0..=periodic_fuzzy_delay`.
-fn periodic(rt: &Runtime, task: PeriodicTask, name: String, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+fn periodic(
+    rt: &Runtime,
+    task: PeriodicTask,
+    name: String,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     let rt = rt.clone();
     let task_name = task.name;
     let run = task.run.clone();
     let interval = task.interval;
-    supervise(task_name, name.clone(), shutdown, Backoff::default(), move || {
-        let rt = rt.clone();
-        let run = run.clone();
-        let name = name.clone();
-        async move {
-            let fuzzy = rt.config().periodic_fuzzy_delay();
-            let first = if fuzzy.is_zero() {
-                Duration::ZERO
-            } else {
-                rand::rng().random_range(Duration::ZERO..=fuzzy)
-            };
-            tokio::time::sleep(first).await;
-            loop {
-                if let Err(e) = run().await {
-                    warn!(service = %name, task = task_name, error = %e, "periodic task failed; will run again next interval");
+    supervise(
+        task_name,
+        name.clone(),
+        shutdown,
+        Backoff::default(),
+        move || {
+            let rt = rt.clone();
+            let run = run.clone();
+            let name = name.clone();
+            async move {
+                let fuzzy = rt.config().periodic_fuzzy_delay();
+                let first = if fuzzy.is_zero() {
+                    Duration::ZERO
+                } else {
+                    rand::rng().random_range(Duration::ZERO..=fuzzy)
+                };
+                tokio::time::sleep(first).await;
+                loop {
+                    if let Err(e) = run().await {
+                        warn!(service = %name, task = task_name, error = %e, "periodic task failed; will run again next interval");
+                    }
+                    tokio::time::sleep(interval(&rt.config())).await;
                 }
-                tokio::time::sleep(interval(&rt.config())).await;
             }
-        }
-    })
+        },
+    )
 }

@@ -14,7 +14,10 @@ use super::{Runtime, Service, ServiceError};
 use crate::config::{Config, Overrides};
 
 /// Starts one service on the process's runtime.
-pub type Starter = Box<dyn FnOnce(Runtime) -> Pin<Box<dyn Future<Output = Result<Service, ServiceError>> + Send>> + Send>;
+pub type Starter = Box<
+    dyn FnOnce(Runtime) -> Pin<Box<dyn Future<Output = Result<Service, ServiceError>> + Send>>
+        + Send,
+>;
 
 /// Where the configuration came from, so SIGHUP can read it again.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +33,11 @@ impl ConfigSource {
 }
 
 /// Start every service, then serve until SIGTERM / SIGINT. Returns once all stopped.
-pub async fn run(rt: Runtime, starters: Vec<Starter>, source: ConfigSource) -> Result<(), ServiceError> {
+pub async fn run(
+    rt: Runtime,
+    starters: Vec<Starter>,
+    source: ConfigSource,
+) -> Result<(), ServiceError> {
     let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
     let mut hup = signal(SignalKind::hangup()).expect("install SIGHUP handler");
@@ -67,7 +74,9 @@ async fn reload(rt: &Runtime, services: &[Service], source: &ConfigSource) {
     match source.load() {
         Ok(config) => {
             let old = rt.config();
-            if config.database_url() != old.database_url() || config.messaging.url != old.messaging.url {
+            if config.database_url() != old.database_url()
+                || config.messaging.url != old.messaging.url
+            {
                 info!("database and messaging URLs take effect at the next restart only");
             }
             rt.config.store(std::sync::Arc::new(config.clone()));
@@ -76,7 +85,9 @@ async fn reload(rt: &Runtime, services: &[Service], source: &ConfigSource) {
             }
             info!("SIGHUP: configuration reloaded");
         }
-        Err(e) => error!(error = %e, "SIGHUP: the new configuration is invalid; keeping the running one"),
+        Err(e) => {
+            error!(error = %e, "SIGHUP: the new configuration is invalid; keeping the running one")
+        }
     }
 }
 

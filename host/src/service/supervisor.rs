@@ -31,7 +31,13 @@ impl Default for Backoff {
 }
 
 /// Run `make()` under supervision until it returns `Ok` or `shutdown` turns true.
-pub fn supervise<F, Fut>(name: &'static str, service: String, mut shutdown: watch::Receiver<bool>, backoff: Backoff, mut make: F) -> JoinHandle<()>
+pub fn supervise<F, Fut>(
+    name: &'static str,
+    service: String,
+    mut shutdown: watch::Receiver<bool>,
+    backoff: Backoff,
+    mut make: F,
+) -> JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
@@ -99,8 +105,15 @@ mod tests {
                 }
             }
         });
-        tokio::time::timeout(Duration::from_secs(5), h).await.unwrap().unwrap();
-        assert_eq!(runs.load(Ordering::SeqCst), 3, "panic and error must both be restarted");
+        tokio::time::timeout(Duration::from_secs(5), h)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            3,
+            "panic and error must both be restarted"
+        );
     }
 
     #[tokio::test]
@@ -111,6 +124,9 @@ mod tests {
             Ok(())
         });
         tx.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), h).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), h)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

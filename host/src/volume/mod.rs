@@ -27,7 +27,9 @@ pub struct VolumeApi {
 
 impl VolumeApi {
     pub fn new(rt: &Runtime) -> Self {
-        VolumeApi { client: rt.client(TOPIC) }
+        VolumeApi {
+            client: rt.client(TOPIC),
+        }
     }
 
     pub fn client(&self) -> &RpcClient {
@@ -37,7 +39,12 @@ impl VolumeApi {
     /// Ask every volume service to report its capabilities now (fanout).
     pub async fn publish_service_capabilities(&self, ctx: &RequestContext) -> Result<(), RpcError> {
         self.client
-            .fanout(ctx, "publish_service_capabilities", Version::new(3, 0), serde_json::json!({}))
+            .fanout(
+                ctx,
+                "publish_service_capabilities",
+                Version::new(3, 0),
+                serde_json::json!({}),
+            )
             .await
     }
 }
@@ -67,7 +74,11 @@ impl VolumeManager {
 
     /// Ask the driver for stats and fan them out to every scheduler.
     pub async fn report_capabilities(&self) -> Result<(), String> {
-        let stats = self.driver.get_volume_stats().await.map_err(|e| e.to_string())?;
+        let stats = self
+            .driver
+            .get_volume_stats()
+            .await
+            .map_err(|e| e.to_string())?;
         let report = CapabilityReport {
             service_name: TOPIC.into(),
             host: self.host.clone(),
@@ -104,10 +115,17 @@ impl Manager for VolumeManager {
     fn dispatcher(self: Arc<Self>) -> Option<Dispatcher> {
         let mut d = Dispatcher::new(RPC_VERSION);
         let me = self.clone();
-        d.register("publish_service_capabilities", move |_ctx, _args: serde_json::Value| {
-            let me = me.clone();
-            async move { me.report_capabilities().await.map_err(|e| RemoteError::new("HandlerError", e)) }
-        });
+        d.register(
+            "publish_service_capabilities",
+            move |_ctx, _args: serde_json::Value| {
+                let me = me.clone();
+                async move {
+                    me.report_capabilities()
+                        .await
+                        .map_err(|e| RemoteError::new("HandlerError", e))
+                }
+            },
+        );
         Some(d)
     }
 
@@ -127,7 +145,10 @@ impl Manager for VolumeManager {
             run: Arc::new(move || {
                 let me = me.clone();
                 Box::pin(async move {
-                    let _ = me.rt.refresh_version_cap(me.scheduler.client(), scheduler::BINARY).await;
+                    let _ = me
+                        .rt
+                        .refresh_version_cap(me.scheduler.client(), scheduler::BINARY)
+                        .await;
                     me.report_capabilities().await
                 })
             }),
