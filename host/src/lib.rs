@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 pub mod drivers;
+pub mod plugins;
 pub mod rpc;
 pub mod scheduler;
 pub mod service;

@@ -18,7 +18,11 @@ use kiln::service::{Runtime, Service};
 use kiln::volume::VolumeManager;
 
 #[derive(Parser)]
-#[command(name = "kiln", version, about = "Kiln: an OpenStack Cinder v3 compatible block-storage control plane")]
+#[command(
+    name = "kiln",
+    version,
+    about = "Kiln: an OpenStack Cinder v3 compatible block-storage control plane"
+)]
 struct Cli {
     /// Configuration file (TOML). Without one, built-in defaults apply.
     #[arg(long, global = true, env = "KILN_CONFIG")]
@@ -78,7 +82,8 @@ enum DbCommand {
 
 fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.logging.level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.logging.level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -109,12 +114,22 @@ async fn open_db(config: &Config, migrate: bool) -> Result<Db> {
     Ok(db)
 }
 
-async fn run_services(source: ConfigSource, config: Config, which: Which, migrate: bool) -> Result<()> {
+async fn run_services(
+    source: ConfigSource,
+    config: Config,
+    which: Which,
+    migrate: bool,
+) -> Result<()> {
     let db = open_db(&config, migrate).await?;
     if config.messaging.url.starts_with("inproc://") && !matches!(which, Which::All) {
         tracing::warn!("messaging.url is inproc://: this process can only talk to services inside itself; use amqp:// to run services as separate processes");
     }
-    let transport = kiln::rpc::connect(&config.messaging.url, &config.messaging.namespace, config.messaging.prefetch).await?;
+    let transport = kiln::rpc::connect(
+        &config.messaging.url,
+        &config.messaging.namespace,
+        config.messaging.prefetch,
+    )
+    .await?;
     let rt = Runtime {
         db: db.clone(),
         transport,
@@ -122,7 +137,9 @@ async fn run_services(source: ConfigSource, config: Config, which: Which, migrat
     };
     let mut starters: Vec<Starter> = Vec::new();
     if matches!(which, Which::All | Which::Scheduler) {
-        starters.push(Box::new(|rt: Runtime| Box::pin(async move { Service::start(Arc::new(SchedulerManager::new(&rt)), rt).await })));
+        starters.push(Box::new(|rt: Runtime| {
+            Box::pin(async move { Service::start(Arc::new(SchedulerManager::new(&rt)), rt).await })
+        }));
     }
     let backends = match &which {
         Which::All => config.enabled_backends.clone(),
@@ -132,13 +149,20 @@ async fn run_services(source: ConfigSource, config: Config, which: Which, migrat
     };
     for backend in backends {
         if !config.enabled_backends.contains(&backend) {
-            bail!("backend `{backend}` is not in enabled_backends ({:?})", config.enabled_backends);
+            bail!(
+                "backend `{backend}` is not in enabled_backends ({:?})",
+                config.enabled_backends
+            );
         }
         let manager = VolumeManager::new(&rt, &backend)?;
-        starters.push(Box::new(move |rt: Runtime| Box::pin(async move { Service::start(Arc::new(manager), rt).await })));
+        starters.push(Box::new(move |rt: Runtime| {
+            Box::pin(async move { Service::start(Arc::new(manager), rt).await })
+        }));
     }
     if matches!(which, Which::All | Which::Api) {
-        starters.push(Box::new(|rt: Runtime| Box::pin(async move { Service::start(Arc::new(ApiManager::new(&rt)), rt).await })));
+        starters.push(Box::new(|rt: Runtime| {
+            Box::pin(async move { Service::start(Arc::new(ApiManager::new(&rt)), rt).await })
+        }));
     }
     process::run(rt, starters, source).await?;
     db.close().await;
@@ -153,7 +177,12 @@ enum Which {
 }
 
 async fn status(config: &Config, json: bool) -> Result<()> {
-    let db = Db::connect_with_retry(&config.database_url(), &db_options(config), Some(Duration::from_secs(10))).await?;
+    let db = Db::connect_with_retry(
+        &config.database_url(),
+        &db_options(config),
+        Some(Duration::from_secs(10)),
+    )
+    .await?;
     db.check_migrated().await?;
     let down_time = config.service_down_time();
     let rows = db.service_list().await?;
@@ -173,7 +202,10 @@ async fn status(config: &Config, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("{:<16} {:<28} {:<10} {:<9} {:<6} {:<28} DISABLED REASON", "BINARY", "HOST", "ZONE", "STATUS", "STATE", "LAST HEARTBEAT");
+    println!(
+        "{:<16} {:<28} {:<10} {:<9} {:<6} {:<28} DISABLED REASON",
+        "BINARY", "HOST", "ZONE", "STATUS", "STATE", "LAST HEARTBEAT"
+    );
     for s in &rows {
         let last = s.updated_at.clone().unwrap_or_default();
         println!(
@@ -223,10 +255,21 @@ fn main() {
         match cli.command {
             Command::AllInOne(_) => run_services(source, config, Which::All, true).await,
             Command::Api(_) => run_services(source, config, Which::Api, false).await,
-            Command::Scheduler { .. } => run_services(source, config, Which::Scheduler, false).await,
-            Command::Volume { backends, .. } => run_services(source, config, Which::Volume(backends), false).await,
-            Command::Db { command: DbCommand::Sync } => {
-                let db = Db::connect_with_retry(&config.database_url(), &db_options(&config), Some(Duration::from_secs(30))).await?;
+            Command::Scheduler { .. } => {
+                run_services(source, config, Which::Scheduler, false).await
+            }
+            Command::Volume { backends, .. } => {
+                run_services(source, config, Which::Volume(backends), false).await
+            }
+            Command::Db {
+                command: DbCommand::Sync,
+            } => {
+                let db = Db::connect_with_retry(
+                    &config.database_url(),
+                    &db_options(&config),
+                    Some(Duration::from_secs(30)),
+                )
+                .await?;
                 db.migrate().await.context("kiln db sync")?;
                 println!("database {} is up to date", db.url());
                 Ok(())

@@ -5,12 +5,16 @@ use std::time::Duration;
 
 /// The RabbitMQ the tests use (`KILN_TEST_AMQP_URL`, default the local broker as guest).
 pub fn amqp_url() -> String {
-    std::env::var("KILN_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("KILN_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// A namespace no other test uses, so tests sharing one broker never see each other's queues.
 pub fn unique_namespace(prefix: &str) -> String {
-    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// Poll `f` every 50 ms until it returns `Some` or `timeout` passes.

@@ -12,8 +12,16 @@ pub fn kiln_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("current exe");
     // <target>/debug/deps/<test> → <target>/debug/kiln
-    let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("kiln");
-    assert!(bin.exists(), "{} is missing: build it first with `cargo build -p kiln`", bin.display());
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("kiln");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p kiln`",
+        bin.display()
+    );
     bin
 }
 
@@ -94,7 +102,10 @@ impl Drop for Kiln {
 /// Run `kiln ARGS` to completion with `config`; returns (exit code, stdout, stderr).
 pub fn kiln_run(dir: &Path, config: Option<&Path>, args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new(kiln_bin());
-    cmd.args(args).current_dir(dir).env_remove("KILN_CONFIG").env("RUST_LOG", "warn");
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("KILN_CONFIG")
+        .env("RUST_LOG", "warn");
     if let Some(c) = config {
         cmd.env("KILN_CONFIG", c);
     }
@@ -128,7 +139,13 @@ pub fn status(dir: &Path, config: Option<&Path>) -> Vec<StatusRow> {
 }
 
 /// Poll `kiln status` until `pred` holds, or panic after `timeout` with the last status.
-pub fn wait_status(dir: &Path, config: Option<&Path>, timeout: Duration, what: &str, pred: impl Fn(&[StatusRow]) -> bool) -> Vec<StatusRow> {
+pub fn wait_status(
+    dir: &Path,
+    config: Option<&Path>,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&[StatusRow]) -> bool,
+) -> Vec<StatusRow> {
     let deadline = Instant::now() + timeout;
     loop {
         let rows = status(dir, config);
@@ -144,17 +161,23 @@ pub fn wait_status(dir: &Path, config: Option<&Path>, timeout: Duration, what: &
 
 /// Is `host`/`binary` listed with `state`?
 pub fn has(rows: &[StatusRow], binary: &str, host: &str, state: &str) -> bool {
-    rows.iter().any(|r| r.binary == binary && r.host == host && r.state == state)
+    rows.iter()
+        .any(|r| r.binary == binary && r.host == host && r.state == state)
 }
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The PostgreSQL server the tests use (`KILN_TEST_PG_URL`, default local trust auth).
 pub fn pg_admin_url() -> String {
-    std::env::var("KILN_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("KILN_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A fresh, empty PostgreSQL database; returns its URL.
@@ -165,7 +188,10 @@ pub async fn fresh_pg_database() -> String {
     let mut conn = sqlx::postgres::PgConnection::connect(&admin)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for this test: {e}"));
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
     format!("{base}/{name}")
 }

@@ -1,0 +1,195 @@
+//! # Kiln plugin SDK
+//!
+//! Write a Kiln scheduler filter or weigher as a WebAssembly component in a few lines. The
+//! SDK keeps the plugin's pool table in step with the host (the `pool-sync` half of the WIT
+//! contract in `wit/kiln-plugin.wit`), turns the WIT types into plain Rust types, and exports
+//! your type through wit-bindgen. You write one function.
+//!
+//! ```ignore
+//! // Cargo.toml: kiln-plugin-sdk = { path = "…", features = ["filter"] }, crate-type = ["cdylib"]
+//! use kiln_plugin_sdk::{Filter, Pool, Request, Verdict};
+//!
+//! struct MinFree;
+//!
+//! impl Filter for MinFree {
+//!     const NAME: &'static str = "MinFreeFilter";
+//!     fn new() -> Self { MinFree }
+//!     fn passes(&self, pool: &Pool, _request: &Request) -> Verdict {
+//!         match pool.free_capacity_gb.gb() {
+//!             Some(free) if free < 100.0 => Verdict::Reject(format!("only {free} GB free")),
+//!             _ => Verdict::Pass,
+//!         }
+//!     }
+//! }
+//!
+//! kiln_plugin_sdk::export_filter!(MinFree);
+//! ```
+//!
+//! Build it for `wasm32-unknown-unknown` and wrap the module into a component (see the
+//! README beside this crate, or `scripts/build-plugins`). A weigher is the same with
+//! [`Weigher`], `features = ["weigher"]` and [`export_weigher!`].
+//!
+//! Without a world feature the crate is plain Rust (types, [`PoolTable`], traits), which is
+//! how the host runs the same plugin logic natively for comparison.
+
+#[cfg(any(feature = "filter", feature = "weigher"))]
+#[doc(hidden)]
+pub mod bindings;
+mod table;
+mod types;
+
+pub use table::PoolTable;
+pub use types::*;
+
+/// A scheduler filter: decides, per candidate pool, whether it can take the request.
+pub trait Filter: 'static {
+    /// The name shown in messages, e.g. "CapacityFilter".
+    const NAME: &'static str;
+
+    /// Build the filter once per component instance (read settings with [`config::get`]).
+    fn new() -> Self;
+
+    /// Does `pool` pass for `request`?
+    fn passes(&self, pool: &Pool, request: &Request) -> Verdict;
+
+    /// All candidates at once; override to do per-request work once (parse the request's
+    /// extra specs, say). The default calls [`Filter::passes`] per pool.
+    fn filter(&self, request: &Request, pools: &[&Pool]) -> Vec<Verdict> {
+        pools.iter().map(|p| self.passes(p, request)).collect()
+    }
+}
+
+/// A scheduler weigher: a raw weight per candidate pool; the host normalises the weights of
+/// all candidates to [0, 1] and multiplies them by the weigher's multiplier. Higher wins.
+pub trait Weigher: 'static {
+    const NAME: &'static str;
+
+    fn new() -> Self;
+
+    /// The raw weight of `pool` for `request`. Never NaN; `f64::INFINITY` ranks just above
+    /// the best finite weight (Cinder's handling of "infinite" capacity).
+    fn weight(&self, pool: &Pool, request: &Request) -> f64;
+
+    /// All candidates at once; the default calls [`Weigher::weight`] per pool.
+    fn weigh(&self, request: &Request, pools: &[&Pool]) -> Vec<f64> {
+        pools.iter().map(|p| self.weight(p, request)).collect()
+    }
+}
+
+/// Run `filter` over `candidates` of `table` (what the exported `filter` function does).
+/// A candidate the table does not hold is rejected, saying so.
+pub fn run_filter<F: Filter>(
+    filter: &F,
+    table: &PoolTable,
+    request: &Request,
+    candidates: &[u32],
+) -> Vec<Verdict> {
+    let (known, missing) = table.resolve(candidates);
+    if missing.is_empty() {
+        return filter.filter(request, &known);
+    }
+    // Slow path, only when the host's sync is broken: keep positions aligned.
+    let verdicts = filter.filter(request, &known);
+    let mut it = verdicts.into_iter();
+    candidates
+        .iter()
+        .map(|id| match table.get(*id) {
+            Some(_) => it.next().unwrap_or(Verdict::Pass),
+            None => Verdict::Reject(format!("pool {id} is unknown to {}", F::NAME)),
+        })
+        .collect()
+}
+
+/// Run `weigher` over `candidates` of `table`. A candidate the table does not hold weighs 0.
+pub fn run_weigher<W: Weigher>(
+    weigher: &W,
+    table: &PoolTable,
+    request: &Request,
+    candidates: &[u32],
+) -> Vec<f64> {
+    let (known, missing) = table.resolve(candidates);
+    if missing.is_empty() {
+        return weigher.weigh(request, &known);
+    }
+    let weights = weigher.weigh(request, &known);
+    let mut it = weights.into_iter();
+    candidates
+        .iter()
+        .map(|id| match table.get(*id) {
+            Some(_) => it.next().unwrap_or(0.0),
+            None => 0.0,
+        })
+        .collect()
+}
+
+/// The plugin's settings from its chain definition (only inside a component).
+pub mod config {
+    /// The value of `key`, if the operator set it.
+    pub fn get(key: &str) -> Option<String> {
+        #[cfg(feature = "filter")]
+        return crate::bindings::filter::kiln::plugin::config::get(key);
+        #[cfg(all(feature = "weigher", not(feature = "filter")))]
+        return crate::bindings::weigher::kiln::plugin::config::get(key);
+        #[cfg(not(any(feature = "filter", feature = "weigher")))]
+        {
+            let _ = key;
+            None
+        }
+    }
+
+    /// `key` parsed as `T`, or `default` when unset or unparsable.
+    pub fn get_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+        get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+    }
+}
+
+/// Logging into the host's log (only inside a component; a no-op natively).
+pub mod log {
+    #[derive(Debug, Clone, Copy)]
+    pub enum Level {
+        Trace,
+        Debug,
+        Info,
+        Warn,
+        Error,
+    }
+
+    pub fn log(level: Level, message: &str) {
+        #[cfg(feature = "filter")]
+        {
+            use crate::bindings::filter::kiln::plugin::log as l;
+            let level = match level {
+                Level::Trace => l::Level::Trace,
+                Level::Debug => l::Level::Debug,
+                Level::Info => l::Level::Info,
+                Level::Warn => l::Level::Warn,
+                Level::Error => l::Level::Error,
+            };
+            l::log(level, message);
+        }
+        #[cfg(all(feature = "weigher", not(feature = "filter")))]
+        {
+            use crate::bindings::weigher::kiln::plugin::log as l;
+            let level = match level {
+                Level::Trace => l::Level::Trace,
+                Level::Debug => l::Level::Debug,
+                Level::Info => l::Level::Info,
+                Level::Warn => l::Level::Warn,
+                Level::Error => l::Level::Error,
+            };
+            l::log(level, message);
+        }
+        #[cfg(not(any(feature = "filter", feature = "weigher")))]
+        let _ = (level, message);
+    }
+
+    pub fn info(message: &str) {
+        log(Level::Info, message)
+    }
+    pub fn warn(message: &str) {
+        log(Level::Warn, message)
+    }
+    pub fn debug(message: &str) {
+        log(Level::Debug, message)
+    }
+}

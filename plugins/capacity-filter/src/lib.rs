@@ -1,0 +1,2 @@
+//! Kiln's default CapacityFilter (Cinder semantics; the logic lives in `kiln-default-plugins`).
+kiln_plugin_sdk::export_filter!(kiln_default_plugins::CapacityFilter);

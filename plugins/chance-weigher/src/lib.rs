@@ -1,0 +1,2 @@
+//! Kiln's default ChanceWeigher (Cinder semantics; the logic lives in `kiln-default-plugins`).
+kiln_plugin_sdk::export_weigher!(kiln_default_plugins::ChanceWeigher);
