@@ -220,6 +220,20 @@ fn every_component_answers_exactly_like_its_native_logic() {
                     let wv = w.filter(r, &ids).unwrap();
                     let nv = n.filter(r, &ids).unwrap();
                     assert_eq!(wv, nv, "{} differs from native on request #{i}", b.file);
+                    // The reason-free hot path must agree with the explained verdicts.
+                    let passed: Vec<bool> = wv.iter().map(Verdict::is_pass).collect();
+                    assert_eq!(
+                        w.accept(r, &ids).unwrap(),
+                        passed,
+                        "{}: accept disagrees with filter on request #{i}",
+                        b.file
+                    );
+                    assert_eq!(
+                        n.accept(r, &ids).unwrap(),
+                        passed,
+                        "{}: native accept disagrees with filter on request #{i}",
+                        b.file
+                    );
                 }
                 kiln::plugins::PluginKind::Weigher => {
                     let ww = w.weigh(r, &ids).unwrap();

@@ -96,24 +96,29 @@ fn load(engine: &Arc<PluginEngine>, file: &str) -> Arc<LoadedPlugin> {
     .expect("load builtin")
 }
 
-fn wasm_chain(engine: &Arc<PluginEngine>, table: &PoolTable) -> Chain {
+fn wasm_chain(engine: &Arc<PluginEngine>, table: &PoolTable) -> (Chain, Vec<Arc<LoadedPlugin>>) {
     let mut c = Chain::new(table.clone());
+    let mut plugins = Vec::new();
     for f in [
         "availability_zone_filter",
         "capacity_filter",
         "capabilities_filter",
     ] {
+        let p = load(engine, f);
+        plugins.push(p.clone());
         c.add_filter(
-            Box::new(WasmStage::new(load(engine, f), table).unwrap()),
+            Box::new(WasmStage::new(p, table).unwrap()),
             FailurePolicy::FailClosed,
         );
     }
+    let p = load(engine, "capacity_weigher");
+    plugins.push(p.clone());
     c.add_weigher(
-        Box::new(WasmStage::new(load(engine, "capacity_weigher"), table).unwrap()),
+        Box::new(WasmStage::new(p, table).unwrap()),
         1.0,
         FailurePolicy::FailOpen,
     );
-    c
+    (c, plugins)
 }
 
 fn native_chain(table: &PoolTable) -> Chain {
@@ -180,7 +185,34 @@ fn measure(chain: &mut Chain, n: u32, iterations: usize) -> (Duration, Duration,
     )
 }
 
+/// `--pools N` runs one size only; `--only wasm|native` one side only (for profilers).
+struct Args {
+    pools: Option<u32>,
+    only: Option<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        pools: None,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--pools" => a.pools = it.next().and_then(|v| v.parse().ok()),
+            "--only" => a.only = it.next(),
+            _ => {} // cargo bench passes `--bench`
+        }
+    }
+    a
+}
+
 fn main() {
+    let args = args();
+    if let Some(n) = args.pools {
+        profile_one(&args, n);
+        return;
+    }
     let engine = PluginEngine::new(None).unwrap();
     println!(
         "## Default chain per request (AZ + Capacity + Capabilities filters, Capacity weigher)\n"
@@ -191,8 +223,8 @@ fn main() {
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for n in [10u32, 100, 1000, 10_000] {
         let table = pools(n);
-        let iterations = if n >= 10_000 { 200 } else { 2000 };
-        let mut wasm = wasm_chain(&engine, &table);
+        let iterations = if n >= 10_000 { 500 } else { 2000 };
+        let (mut wasm, _) = wasm_chain(&engine, &table);
         let (wp50, wp99, survivors) = measure(&mut wasm, n, iterations);
         let mut native = native_chain(&table);
         let (np50, np99, _) = measure(&mut native, n, iterations);
@@ -246,4 +278,33 @@ fn main() {
         times[times.len() / 2].as_secs_f64() * 1e6
     );
     println!("| component size | {} KiB |", bytes.len() / 1024);
+}
+
+/// One size, one or both sides, printed plainly: for `valgrind --tool=callgrind` and `perf`.
+fn profile_one(args: &Args, n: u32) {
+    let table = pools(n);
+    let iterations = 200;
+    if args.only.as_deref() != Some("native") {
+        let engine = PluginEngine::new(None).unwrap();
+        let (mut wasm, plugins) = wasm_chain(&engine, &table);
+        let (p50, p99, s) = measure(&mut wasm, n, iterations);
+        println!("wasm   {n} pools: p50 {p50:?} p99 {p99:?} survivors {s}");
+        for p in plugins {
+            let calls = p.stats.calls.load(std::sync::atomic::Ordering::Relaxed);
+            let nanos = p
+                .stats
+                .call_nanos
+                .load(std::sync::atomic::Ordering::Relaxed);
+            println!(
+                "  {}: {calls} calls (sync + request), mean {:.1} µs",
+                p.name,
+                nanos as f64 / calls.max(1) as f64 / 1e3
+            );
+        }
+    }
+    if args.only.as_deref() != Some("wasm") {
+        let mut native = native_chain(&table);
+        let (p50, p99, s) = measure(&mut native, n, iterations);
+        println!("native {n} pools: p50 {p50:?} p99 {p99:?} survivors {s}");
+    }
 }

@@ -181,6 +181,16 @@ macro_rules! export_filter {
                     })
                     .collect()
             }
+
+            fn accept(
+                request: $crate::bindings::filter::kiln::plugin::types::Request,
+                candidates: Vec<u32>,
+            ) -> Vec<bool> {
+                let request: $crate::Request = request.into();
+                KILN_FILTER_INSTANCE.with(|f| {
+                    $crate::bindings::TABLE.with(|t| $crate::run_accept(f, &t.borrow(), &request, &candidates))
+                })
+            }
         }
 
         impl $crate::bindings::filter::exports::kiln::plugin::pool_sync::Guest for KilnFilterExport {

@@ -57,6 +57,17 @@ pub trait Filter: 'static {
     fn filter(&self, request: &Request, pools: &[&Pool]) -> Vec<Verdict> {
         pools.iter().map(|p| self.passes(p, request)).collect()
     }
+
+    /// The hot path: pass or not, without a reason. The host calls this on every request
+    /// and asks [`Filter::filter`] for reasons only when it must explain a decision (no pool
+    /// left, a dry run). Override it when writing the reason costs more than the check — the
+    /// default filters do; it must agree with [`Filter::filter`] pool for pool.
+    fn accept(&self, request: &Request, pools: &[&Pool]) -> Vec<bool> {
+        self.filter(request, pools)
+            .iter()
+            .map(Verdict::is_pass)
+            .collect()
+    }
 }
 
 /// A scheduler weigher: a raw weight per candidate pool; the host normalises the weights of
@@ -97,6 +108,26 @@ pub fn run_filter<F: Filter>(
             Some(_) => it.next().unwrap_or(Verdict::Pass),
             None => Verdict::Reject(format!("pool {id} is unknown to {}", F::NAME)),
         })
+        .collect()
+}
+
+/// Run `filter`'s reason-free hot path over `candidates` of `table` (the exported
+/// `accept` function). A candidate the table does not hold is rejected.
+pub fn run_accept<F: Filter>(
+    filter: &F,
+    table: &PoolTable,
+    request: &Request,
+    candidates: &[u32],
+) -> Vec<bool> {
+    let (known, missing) = table.resolve(candidates);
+    if missing.is_empty() {
+        return filter.accept(request, &known);
+    }
+    let accepted = filter.accept(request, &known);
+    let mut it = accepted.into_iter();
+    candidates
+        .iter()
+        .map(|id| table.get(*id).is_some() && it.next().unwrap_or(false))
         .collect()
 }
 

@@ -1,13 +1,16 @@
 //! The plugin's copy of the scheduler's pools, kept current by the host's deltas.
-
-use std::collections::HashMap;
+//!
+//! Pool ids are handles the host hands out densely (it reuses the smallest free id), so the
+//! table is a vector indexed by id: a lookup is an index, not a hash. That lookup runs once
+//! per candidate per request, which makes it the hottest line of every plugin.
 
 use crate::types::{Pool, PoolDelta};
 
 /// Pools by id.
 #[derive(Debug, Default, Clone)]
 pub struct PoolTable {
-    pools: HashMap<u32, Pool>,
+    slots: Vec<Option<Pool>>,
+    len: usize,
 }
 
 impl PoolTable {
@@ -22,10 +25,16 @@ impl PoolTable {
         for delta in deltas {
             match delta {
                 PoolDelta::Upsert(pool) => {
-                    self.pools.insert(pool.id, pool);
+                    let at = pool.id as usize;
+                    if at >= self.slots.len() {
+                        self.slots.resize_with(at + 1, || None);
+                    }
+                    if self.slots[at].replace(pool).is_none() {
+                        self.len += 1;
+                    }
                 }
                 PoolDelta::Consume(c) => {
-                    if let Some(p) = self.pools.get_mut(&c.id) {
+                    if let Some(p) = self.get_mut(c.id) {
                         p.free_capacity_gb = c.free_capacity_gb;
                         p.allocated_capacity_gb = c.allocated_capacity_gb;
                         p.provisioned_capacity_gb = c.provisioned_capacity_gb;
@@ -33,28 +42,42 @@ impl PoolTable {
                     }
                 }
                 PoolDelta::Remove(id) => {
-                    self.pools.remove(&id);
+                    if let Some(slot) = self.slots.get_mut(id as usize) {
+                        if slot.take().is_some() {
+                            self.len -= 1;
+                        }
+                    }
+                    while matches!(self.slots.last(), Some(None)) {
+                        self.slots.pop();
+                    }
                 }
-                PoolDelta::Clear => self.pools.clear(),
+                PoolDelta::Clear => {
+                    self.slots.clear();
+                    self.len = 0;
+                }
             }
         }
     }
 
     pub fn get(&self, id: u32) -> Option<&Pool> {
-        self.pools.get(&id)
+        self.slots.get(id as usize).and_then(Option::as_ref)
     }
 
-    /// Every pool, in no particular order.
+    fn get_mut(&mut self, id: u32) -> Option<&mut Pool> {
+        self.slots.get_mut(id as usize).and_then(Option::as_mut)
+    }
+
+    /// Every pool, in id order.
     pub fn iter(&self) -> impl Iterator<Item = &Pool> {
-        self.pools.values()
+        self.slots.iter().filter_map(Option::as_ref)
     }
 
     pub fn len(&self) -> usize {
-        self.pools.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pools.is_empty()
+        self.len == 0
     }
 
     /// The pools of `ids` that are held, in order, and the ids that are not.
@@ -62,7 +85,7 @@ impl PoolTable {
         let mut known = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for id in ids {
-            match self.pools.get(id) {
+            match self.get(*id) {
                 Some(p) => known.push(p),
                 None => missing.push(*id),
             }
@@ -119,5 +142,24 @@ mod tests {
         assert_eq!(missing, vec![2]);
         t.apply([PoolDelta::Clear]);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn sparse_ids_count_and_iterate_in_order() {
+        let mut t = PoolTable::new();
+        t.apply([
+            PoolDelta::Upsert(pool(7)),
+            PoolDelta::Upsert(pool(3)),
+            PoolDelta::Upsert(pool(3)),
+        ]);
+        assert_eq!(t.len(), 2, "an upsert of a held id replaces it");
+        assert_eq!(t.iter().map(|p| p.id).collect::<Vec<_>>(), vec![3, 7]);
+        t.apply([
+            PoolDelta::Remove(7),
+            PoolDelta::Remove(7),
+            PoolDelta::Remove(99),
+        ]);
+        assert_eq!(t.len(), 1, "removing an absent id changes nothing");
+        assert!(t.get(7).is_none() && t.get(3).is_some());
     }
 }

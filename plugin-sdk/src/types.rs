@@ -242,6 +242,12 @@ pub enum Verdict {
     Reject(String),
 }
 
+impl Verdict {
+    pub fn is_pass(&self) -> bool {
+        matches!(self, Verdict::Pass)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,9 @@ pub trait Stage: Send {
     fn name(&self) -> &str;
     /// Apply `deltas`; `table` is the chain's table after them (for a resync).
     fn sync(&mut self, deltas: &[PoolDelta], table: &PoolTable) -> Result<(), PluginError>;
+    /// Pass or not per candidate, without reasons: the per-request path.
+    fn accept(&mut self, request: &Request, candidates: &[u32]) -> Result<Vec<bool>, PluginError>;
+    /// A verdict with its reason per candidate: asked only to explain a decision.
     fn filter(
         &mut self,
         request: &Request,
@@ -82,6 +85,14 @@ impl Stage for WasmStage {
         Ok(())
     }
 
+    fn accept(&mut self, request: &Request, candidates: &[u32]) -> Result<Vec<bool>, PluginError> {
+        let result = self.live()?.accept(request, candidates);
+        if result.is_err() {
+            self.instance = None;
+        }
+        result
+    }
+
     fn filter(
         &mut self,
         request: &Request,
@@ -140,6 +151,14 @@ impl<F: sdk::Filter + Send> Stage for NativeFilter<F> {
         self.table.apply(deltas.iter().cloned());
         Ok(())
     }
+    fn accept(&mut self, request: &Request, candidates: &[u32]) -> Result<Vec<bool>, PluginError> {
+        Ok(sdk::run_accept(
+            &self.logic,
+            &self.table,
+            request,
+            candidates,
+        ))
+    }
     fn filter(
         &mut self,
         request: &Request,
@@ -184,6 +203,9 @@ impl<W: sdk::Weigher + Send> Stage for NativeWeigher<W> {
         self.table.apply(deltas.iter().cloned());
         Ok(())
     }
+    fn accept(&mut self, _r: &Request, candidates: &[u32]) -> Result<Vec<bool>, PluginError> {
+        Ok(vec![true; candidates.len()])
+    }
     fn filter(&mut self, _r: &Request, candidates: &[u32]) -> Result<Vec<Verdict>, PluginError> {
         Ok(vec![Verdict::Pass; candidates.len()])
     }
@@ -204,9 +226,20 @@ impl<W: sdk::Weigher + Send> Stage for NativeWeigher<W> {
 /// A pool a filter removed, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Removal {
-    pub filter: String,
+    pub filter: Arc<str>,
     pub pool: u32,
-    pub reason: String,
+    /// The filter's reason; `None` until the decision is explained (see [`Explain`]).
+    pub reason: Option<String>,
+}
+
+/// When a decision carries the reason for every removed pool. Reasons cost a call per
+/// filter that formats a string per rejected pool, so the per-request path skips them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Explain {
+    /// Only when no pool is left (the user's "no valid backend" message needs them).
+    IfNoneLeft,
+    /// Always (dry runs, shadow comparisons).
+    Always,
 }
 
 /// The outcome of one request.
@@ -228,6 +261,7 @@ impl Decision {
 }
 
 struct FilterSlot {
+    name: Arc<str>,
     stage: Box<dyn Stage>,
     policy: FailurePolicy,
 }
@@ -260,7 +294,11 @@ impl Chain {
     }
 
     pub fn add_filter(&mut self, stage: Box<dyn Stage>, policy: FailurePolicy) {
-        self.filters.push(FilterSlot { stage, policy });
+        self.filters.push(FilterSlot {
+            name: Arc::from(stage.name()),
+            stage,
+            policy,
+        });
     }
 
     pub fn add_weigher(&mut self, stage: Box<dyn Stage>, multiplier: f64, policy: FailurePolicy) {
@@ -299,46 +337,40 @@ impl Chain {
         errors
     }
 
-    /// Filter and weigh `candidates` for `request`.
+    /// Filter and weigh `candidates` for `request`, explaining removals when no pool is left.
     pub fn decide(&mut self, request: &Request, candidates: &[u32]) -> Decision {
+        self.decide_with(request, candidates, Explain::IfNoneLeft)
+    }
+
+    /// Filter and weigh `candidates` for `request`; `explain` says when removals get reasons.
+    pub fn decide_with(
+        &mut self,
+        request: &Request,
+        candidates: &[u32],
+        explain: Explain,
+    ) -> Decision {
         let mut decision = Decision::default();
+        // Per filter, the range of `decision.removed` it produced.
+        let mut spans = Vec::with_capacity(self.filters.len());
         let mut survivors: Vec<u32> = candidates.to_vec();
         for slot in &mut self.filters {
-            if survivors.is_empty() {
-                break;
+            let first = decision.removed.len();
+            if !survivors.is_empty() {
+                survivors = run_filter(
+                    slot,
+                    &self.table,
+                    request,
+                    survivors,
+                    explain,
+                    &mut decision,
+                );
             }
-            let verdicts = match slot.stage.filter(request, &survivors) {
-                Ok(v) => v,
-                Err(e) => {
-                    let verdicts = match slot.policy {
-                        FailurePolicy::FailClosed => {
-                            vec![
-                                Verdict::Reject(format!("plugin {} failed: {e}", slot.stage.name()));
-                                survivors.len()
-                            ]
-                        }
-                        FailurePolicy::FailOpen => vec![Verdict::Pass; survivors.len()],
-                    };
-                    tracing::warn!(plugin = slot.stage.name(), error = %e, "filter failed; policy applied, instance replaced");
-                    let _ = slot.stage.recover(&self.table);
-                    decision.failures.push(e);
-                    verdicts
-                }
-            };
-            let mut kept = Vec::with_capacity(survivors.len());
-            for (id, verdict) in survivors.iter().zip(verdicts) {
-                match verdict {
-                    Verdict::Pass => kept.push(*id),
-                    Verdict::Reject(reason) => decision.removed.push(Removal {
-                        filter: slot.stage.name().to_string(),
-                        pool: *id,
-                        reason,
-                    }),
-                }
-            }
-            survivors = kept;
+            spans.push(first..decision.removed.len());
         }
         if survivors.is_empty() {
+            if explain == Explain::IfNoneLeft {
+                self.explain(request, &spans, &mut decision);
+            }
             return decision;
         }
         let mut totals = vec![0.0f64; survivors.len()];
@@ -364,6 +396,96 @@ impl Chain {
         decision.weighed = weighed;
         decision
     }
+
+    /// Ask each filter why it removed the pools of its span (the table has not changed since
+    /// the decision, so the answers are the decision's).
+    fn explain(
+        &mut self,
+        request: &Request,
+        spans: &[std::ops::Range<usize>],
+        decision: &mut Decision,
+    ) {
+        for (slot, span) in self.filters.iter_mut().zip(spans) {
+            let removals = &mut decision.removed[span.clone()];
+            if removals.is_empty() || removals[0].reason.is_some() {
+                continue;
+            }
+            let ids: Vec<u32> = removals.iter().map(|r| r.pool).collect();
+            let verdicts = slot.stage.filter(request, &ids);
+            if verdicts.is_err() {
+                let _ = slot.stage.recover(&self.table);
+            }
+            for (i, removal) in removals.iter_mut().enumerate() {
+                removal.reason = Some(match verdicts.as_ref().map(|v| v.get(i)) {
+                    Ok(Some(Verdict::Reject(why))) => why.clone(),
+                    Ok(_) => format!("rejected, but {} gave no reason", slot.name),
+                    Err(e) => format!("rejected; asking {} why failed: {e}", slot.name),
+                });
+            }
+        }
+    }
+}
+
+/// Run one filter over `survivors`, recording removals; returns the pools it kept.
+fn run_filter(
+    slot: &mut FilterSlot,
+    table: &PoolTable,
+    request: &Request,
+    survivors: Vec<u32>,
+    explain: Explain,
+    decision: &mut Decision,
+) -> Vec<u32> {
+    let verdicts: Result<Vec<Option<String>>, PluginError> = match explain {
+        Explain::Always => slot.stage.filter(request, &survivors).map(|v| {
+            v.into_iter()
+                .map(|v| match v {
+                    Verdict::Pass => None,
+                    Verdict::Reject(why) => Some(why),
+                })
+                .collect()
+        }),
+        // `Some(None)`: rejected, reason not asked for yet.
+        Explain::IfNoneLeft => slot
+            .stage
+            .accept(request, &survivors)
+            .map(|v| v.into_iter().map(|ok| (!ok).then(String::new)).collect()),
+    };
+    let verdicts = match verdicts {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(plugin = %slot.name, error = %e, "filter failed; policy applied, instance replaced");
+            let _ = slot.stage.recover(table);
+            let settled = match slot.policy {
+                FailurePolicy::FailClosed => Some(format!("plugin {} failed: {e}", slot.name)),
+                FailurePolicy::FailOpen => None,
+            };
+            decision.failures.push(e);
+            let mut kept = Vec::new();
+            for id in survivors {
+                match &settled {
+                    Some(why) => decision.removed.push(Removal {
+                        filter: slot.name.clone(),
+                        pool: id,
+                        reason: Some(why.clone()),
+                    }),
+                    None => kept.push(id),
+                }
+            }
+            return kept;
+        }
+    };
+    let mut kept = Vec::with_capacity(survivors.len());
+    for (id, rejected) in survivors.into_iter().zip(verdicts) {
+        match rejected {
+            None => kept.push(id),
+            Some(why) => decision.removed.push(Removal {
+                filter: slot.name.clone(),
+                pool: id,
+                reason: (explain == Explain::Always).then_some(why),
+            }),
+        }
+    }
+    kept
 }
 
 /// Cinder's normalisation: map to [0, 1] by (w − min) / (max − min); all equal → 0. Infinite
@@ -409,6 +531,98 @@ pub fn normalize(raw: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kiln_plugin_sdk::{Capacity, Pool};
+
+    fn pool(id: u32, zone: &str) -> Pool {
+        Pool {
+            id,
+            backend: format!("h@b{id}"),
+            pool: "p".into(),
+            host: "h".into(),
+            availability_zone: zone.into(),
+            total_capacity_gb: Capacity::Gb(100.0),
+            free_capacity_gb: Capacity::Gb(100.0),
+            allocated_capacity_gb: 0.0,
+            provisioned_capacity_gb: 0.0,
+            reserved_percentage: 0,
+            max_over_subscription_ratio: 1.0,
+            thin_provisioning_support: false,
+            thick_provisioning_support: true,
+            total_volumes: 0,
+            multiattach: false,
+            filter_function: None,
+            goodness_function: None,
+            capabilities: Default::default(),
+        }
+    }
+
+    fn zone_chain() -> Chain {
+        let mut table = PoolTable::new();
+        table.apply([
+            PoolDelta::Upsert(pool(0, "az1")),
+            PoolDelta::Upsert(pool(1, "az2")),
+            PoolDelta::Upsert(pool(2, "az2")),
+        ]);
+        let mut chain = Chain::new(table.clone());
+        chain.add_filter(
+            Box::new(NativeFilter::<kiln_default_plugins::AvailabilityZoneFilter>::new(&table)),
+            FailurePolicy::FailClosed,
+        );
+        chain.add_weigher(
+            Box::new(NativeWeigher::<kiln_default_plugins::CapacityWeigher>::new(
+                &table,
+            )),
+            1.0,
+            FailurePolicy::FailOpen,
+        );
+        chain
+    }
+
+    fn in_zone(zone: &str) -> Request {
+        Request {
+            size_gb: 1,
+            availability_zones: vec![zone.into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn removals_are_explained_only_when_no_pool_is_left_or_asked_for() {
+        let mut chain = zone_chain();
+        let d = chain.decide(&in_zone("az1"), &[0, 1, 2]);
+        assert_eq!(d.best(), Some(0));
+        assert_eq!(d.removed.len(), 2);
+        assert!(
+            d.removed.iter().all(|r| r.reason.is_none()),
+            "a placed request skips the reasons: {:?}",
+            d.removed
+        );
+
+        let d = chain.decide(&in_zone("az9"), &[0, 1, 2]);
+        assert!(d.weighed.is_empty());
+        let reasons: Vec<_> = d.removed.iter().map(|r| r.reason.clone()).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                Some("in availability zone az1, not az9".to_string()),
+                Some("in availability zone az2, not az9".to_string()),
+                Some("in availability zone az2, not az9".to_string()),
+            ],
+            "no pool left: every removal says why"
+        );
+        assert!(d
+            .removed
+            .iter()
+            .all(|r| &*r.filter == "AvailabilityZoneFilter"));
+
+        let d = chain.decide_with(&in_zone("az1"), &[0, 1, 2], Explain::Always);
+        assert_eq!(d.best(), Some(0));
+        assert!(
+            d.removed.iter().all(|r| r.reason.is_some()),
+            "{:?}",
+            d.removed
+        );
+    }
 
     #[test]
     fn normalisation_matches_cinder() {

@@ -268,6 +268,33 @@ impl PluginInstance {
         Ok(verdicts.into_iter().map(bindings::verdict).collect())
     }
 
+    /// Pass or not per candidate, without reasons (filters only): the per-request path.
+    pub fn accept(
+        &mut self,
+        request: &sdk::Request,
+        candidates: &[u32],
+    ) -> Result<Vec<bool>, PluginError> {
+        let req = bindings::request(request);
+        let deadline = self.plugin.limits.call_deadline;
+        let accepted = self.guarded(deadline, |store, bound| match bound {
+            Bound::Filter(b) => b.call_accept(store, &req, candidates),
+            Bound::Weigher(_) => Err(wasmtime::Error::msg("a weigher cannot filter")),
+        })?;
+        if accepted.len() != candidates.len() {
+            let err = PluginError::BadResult {
+                plugin: self.plugin.name.clone(),
+                reason: format!(
+                    "returned {} verdicts for {} candidates",
+                    accepted.len(),
+                    candidates.len()
+                ),
+            };
+            self.plugin.stats.record_failure(&err);
+            return Err(err);
+        }
+        Ok(accepted)
+    }
+
     /// A raw weight per candidate (weighers only).
     pub fn weigh(
         &mut self,

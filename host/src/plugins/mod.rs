@@ -20,7 +20,7 @@ pub mod instance;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use chain::{Chain, Decision, Removal};
+pub use chain::{Chain, Decision, Explain, Removal};
 pub use engine::PluginEngine;
 pub use instance::{Limits, LoadedPlugin, PluginInstance};
 

@@ -33,6 +33,15 @@ impl Filter for AvailabilityZoneFilter {
         let mut memo = Vec::new();
         pools.iter().map(|p| check(p, request, &mut memo)).collect()
     }
+
+    /// Without reasons: a zone membership test, nothing formatted.
+    fn accept(&self, request: &Request, pools: &[&Pool]) -> Vec<bool> {
+        let zones = &request.availability_zones;
+        pools
+            .iter()
+            .map(|p| zones.is_empty() || zones.contains(&p.availability_zone))
+            .collect()
+    }
 }
 
 /// `memo` holds the reasons written so far, per zone (pools of a zone share it).

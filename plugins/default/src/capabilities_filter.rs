@@ -131,6 +131,23 @@ impl Filter for CapabilitiesFilter {
         let mut memo: Vec<Memo<'_>> = specs.iter().map(|_| Memo::default()).collect();
         pools.iter().map(|p| check(p, &specs, &mut memo)).collect()
     }
+
+    /// Without reasons: the same matching, nothing formatted or memoised.
+    fn accept(&self, request: &Request, pools: &[&Pool]) -> Vec<bool> {
+        let specs = compile(request);
+        pools.iter().map(|p| satisfies(p, &specs)).collect()
+    }
+}
+
+/// Whether `pool` meets every spec; [`check`] without the reason.
+fn satisfies(pool: &Pool, specs: &[Spec<'_>]) -> bool {
+    specs.iter().all(|spec| {
+        let Some((_, key)) = spec.capability else {
+            return false;
+        };
+        key.get(pool)
+            .is_some_and(|value| spec.requirement.matches(value) == Ok(true))
+    })
 }
 
 #[cfg(test)]

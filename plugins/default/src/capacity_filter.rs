@@ -17,7 +17,7 @@
 
 use kiln_plugin_sdk::{Capacity, Filter, Pool, Request, Verdict};
 
-use crate::common::{thin_requested, Reason};
+use crate::common::{thin_requested, Outcome, Reason};
 
 /// Removes pools that cannot hold the requested size.
 #[derive(Debug, Default, Clone, Copy)]
@@ -35,31 +35,39 @@ impl Filter for CapacityFilter {
     }
 
     fn filter(&self, request: &Request, pools: &[&Pool]) -> Vec<Verdict> {
-        let size = request.requested_gb() as f64;
-        let thin = thin_requested(request);
-        pools.iter().map(|p| check(p, size, thin)).collect()
+        run(request, pools)
+    }
+
+    fn accept(&self, request: &Request, pools: &[&Pool]) -> Vec<bool> {
+        run(request, pools)
     }
 }
 
-fn check(pool: &Pool, size: f64, thin: bool) -> Verdict {
+fn run<O: Outcome>(request: &Request, pools: &[&Pool]) -> Vec<O> {
+    let size = request.requested_gb() as f64;
+    let thin = thin_requested(request);
+    pools.iter().map(|p| check(p, size, thin)).collect()
+}
+
+fn check<O: Outcome>(pool: &Pool, size: f64, thin: bool) -> O {
     // A requested size of 0 is Cinder's "manage existing" case.
     if size == 0.0 {
-        return Verdict::Pass;
+        return O::pass();
     }
     // Backends that cannot tell their free space are assumed to fit (a failure reschedules).
     let Capacity::Gb(free_space) = pool.free_capacity_gb else {
-        return Verdict::Pass;
+        return O::pass();
     };
     let reserved_pct = pool.reserved_percentage;
     let total = match pool.total_capacity_gb {
         Capacity::Gb(t) => t,
         // Cinder cannot compute the reserved share of an infinite/unknown total.
-        _ if reserved_pct == 0 => return Verdict::Pass,
-        Capacity::Infinite => return reject_total_special("infinite", reserved_pct),
-        Capacity::Unknown => return reject_total_special("unknown", reserved_pct),
+        _ if reserved_pct == 0 => return O::pass(),
+        Capacity::Infinite => return reject_total_special::<O>("infinite", reserved_pct),
+        Capacity::Unknown => return reject_total_special::<O>("unknown", reserved_pct),
     };
     if total <= 0.0 {
-        return reject(Reason::new("total capacity is ").n(total).s(" GB"));
+        return O::reject(|| Reason::new("total capacity is ").n(total).s(" GB").done());
     }
     let free = free_space - (total * f64::from(reserved_pct) / 100.0).floor();
     let ratio = pool.max_over_subscription_ratio;
@@ -68,51 +76,53 @@ fn check(pool: &Pool, size: f64, thin: bool) -> Verdict {
         if ratio >= 1.0 {
             let provisioned_ratio = (pool.provisioned_capacity_gb + size) / total;
             if provisioned_ratio > ratio {
-                return reject(
+                return O::reject(|| {
                     Reason::new("provisioned ratio ")
                         .r(provisioned_ratio)
                         .s(" would exceed max over-subscription ratio ")
-                        .r(ratio),
-                );
+                        .r(ratio)
+                        .done()
+                });
             }
             let adjusted_free_virtual = free * ratio;
             if adjusted_free_virtual >= size {
-                return Verdict::Pass;
+                return O::pass();
             }
-            let mut why = Reason::new("needs ")
-                .n(size)
-                .s(" GB, ")
-                .n(adjusted_free_virtual)
-                .s(" GB virtual free (")
-                .n(free)
-                .s(" GB free x ratio ")
-                .r(ratio);
-            if reserved_pct > 0 {
-                why = why.s(", reserved ").n(f64::from(reserved_pct)).s("%");
-            }
-            return reject(why.s(")"));
+            return O::reject(|| {
+                let mut why = Reason::new("needs ")
+                    .n(size)
+                    .s(" GB, ")
+                    .n(adjusted_free_virtual)
+                    .s(" GB virtual free (")
+                    .n(free)
+                    .s(" GB free x ratio ")
+                    .r(ratio);
+                if reserved_pct > 0 {
+                    why = why.s(", reserved ").n(f64::from(reserved_pct)).s("%");
+                }
+                why.s(")").done()
+            });
         }
-        return reject(
+        return O::reject(|| {
             Reason::new("max over-subscription ratio ")
                 .r(ratio)
-                .s(" is below 1.0"),
-        );
+                .s(" is below 1.0")
+                .done()
+        });
     }
 
     // `!(free >= size)` would differ for NaN: Python's `free < size` lets NaN pass.
     if free < size {
-        let why = Reason::new("needs ")
-            .n(size)
-            .s(" GB, ")
-            .n(free)
-            .s(" GB free");
-        return reject(reserved_note(why, reserved_pct));
+        return O::reject(|| {
+            let why = Reason::new("needs ")
+                .n(size)
+                .s(" GB, ")
+                .n(free)
+                .s(" GB free");
+            reserved_note(why, reserved_pct).done()
+        });
     }
-    Verdict::Pass
-}
-
-fn reject(why: Reason) -> Verdict {
-    Verdict::Reject(why.done())
+    O::pass()
 }
 
 fn reserved_note(why: Reason, pct: u8) -> Reason {
@@ -123,11 +133,15 @@ fn reserved_note(why: Reason, pct: u8) -> Reason {
     }
 }
 
-fn reject_total_special(what: &str, pct: u8) -> Verdict {
-    let why = Reason::new("total capacity is ")
-        .s(what)
-        .s(", cannot reserve ");
-    reject(why.n(f64::from(pct)).s("%"))
+fn reject_total_special<O: Outcome>(what: &str, pct: u8) -> O {
+    O::reject(|| {
+        Reason::new("total capacity is ")
+            .s(what)
+            .s(", cannot reserve ")
+            .n(f64::from(pct))
+            .s("%")
+            .done()
+    })
 }
 
 #[cfg(test)]

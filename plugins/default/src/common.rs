@@ -2,7 +2,34 @@
 //! [`Pool::capability`], Python's `float()` for strings, Cinder's thin/thick switch, and
 //! number formatting for reject reasons.
 
-use kiln_plugin_sdk::{CapValue, Capacity, Pool, Request};
+use kiln_plugin_sdk::{CapValue, Capacity, Pool, Request, Verdict};
+
+/// How a check reports its answer: a [`Verdict`] with the reason (for `filter`, when the
+/// host must explain), or a bare `bool` (for `accept`, the hot path). Checks are written once,
+/// generic over the outcome; for `bool` the reason closures are never called, so the hot
+/// path formats and allocates nothing per rejected pool.
+pub(crate) trait Outcome: Sized {
+    fn pass() -> Self;
+    fn reject(why: impl FnOnce() -> String) -> Self;
+}
+
+impl Outcome for Verdict {
+    fn pass() -> Self {
+        Verdict::Pass
+    }
+    fn reject(why: impl FnOnce() -> String) -> Self {
+        Verdict::Reject(why())
+    }
+}
+
+impl Outcome for bool {
+    fn pass() -> Self {
+        true
+    }
+    fn reject(_why: impl FnOnce() -> String) -> Self {
+        false
+    }
+}
 
 /// A borrowed capability value (what [`Pool::capability`] returns, without cloning).
 #[derive(Debug, Clone, Copy, PartialEq)]
