@@ -14,6 +14,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod backend;
+pub use backend::BackendConfig;
+
 /// Why a configuration could not be used. Each variant names the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -111,24 +114,6 @@ pub struct LoggingConfig {
     pub format: String,
 }
 
-/// One storage backend, served by its own volume service `host@name`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BackendConfig {
-    /// Driver: `file` (sparse files under `path`).
-    pub driver: String,
-    /// Reported as `volume_backend_name`; defaults to the backend's name.
-    pub volume_backend_name: Option<String>,
-    /// Zone of this backend's service; defaults to the process's `availability_zone`.
-    pub availability_zone: Option<String>,
-    /// File driver: directory holding volume files; defaults to `<data_dir>/volumes/<name>`.
-    pub path: Option<PathBuf>,
-    /// Percentage of capacity the scheduler must keep free.
-    pub reserved_percentage: u8,
-    /// Thin provisioning: provisioned / total may reach this ratio.
-    pub max_over_subscription_ratio: f64,
-}
-
 impl Default for Config {
     fn default() -> Self {
         let mut backends = BTreeMap::new();
@@ -189,19 +174,6 @@ impl Default for LoggingConfig {
         LoggingConfig {
             level: "info".into(),
             format: "text".into(),
-        }
-    }
-}
-
-impl Default for BackendConfig {
-    fn default() -> Self {
-        BackendConfig {
-            driver: "file".into(),
-            volume_backend_name: None,
-            availability_zone: None,
-            path: None,
-            reserved_percentage: 0,
-            max_over_subscription_ratio: 20.0,
         }
     }
 }
@@ -356,12 +328,7 @@ impl Config {
                 ));
             };
             let key = |k: &str| format!("backends.{name}.{k}");
-            if backend.driver != "file" {
-                return Err(invalid(
-                    key("driver"),
-                    format!("unknown driver `{}`; known: file", backend.driver),
-                ));
-            }
+            backend.validate(&key)?;
             if backend.reserved_percentage > 100 {
                 return Err(invalid(
                     key("reserved_percentage"),
@@ -535,6 +502,7 @@ mod tests {
         all.backends.get_mut("file").unwrap().volume_backend_name = Some("x".into());
         all.backends.get_mut("file").unwrap().availability_zone = Some("x".into());
         all.backends.get_mut("file").unwrap().path = Some("x".into());
+        all.backends.get_mut("file").unwrap().volumes_dir = Some("x".into());
         let mut default_keys = vec![];
         keys(&toml::Value::try_from(&all).unwrap(), "", &mut default_keys);
         for k in default_keys {

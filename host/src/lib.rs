@@ -13,4 +13,5 @@ pub mod plugins;
 pub mod rpc;
 pub mod scheduler;
 pub mod service;
+pub mod targets;
 pub mod volume;

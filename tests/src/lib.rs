@@ -34,4 +34,6 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+pub mod driver_suite;
 pub mod process;
+pub mod storage_tools;
