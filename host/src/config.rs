@@ -66,6 +66,7 @@ pub struct Config {
     pub messaging: MessagingConfig,
     pub api: ApiConfig,
     pub logging: LoggingConfig,
+    pub scheduler: SchedulerConfig,
     /// One table per backend name, e.g. `[backends.file]`.
     pub backends: BTreeMap<String, BackendConfig>,
 }
@@ -114,6 +115,29 @@ pub struct LoggingConfig {
     pub format: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Placement attempts per volume, the first included (Cinder's `scheduler_max_attempts`).
+    pub max_attempts: u32,
+    /// The chain placing volumes until an operator activates another: `default` (Cinder's
+    /// default filters and Capacity weigher), `chance` (random among the pools that pass) or
+    /// `simple` (fewest volumes).
+    pub chain: String,
+    /// Where precompiled plugin artifacts are cached; default `<data_dir>/plugin-cache`.
+    pub plugin_cache_dir: Option<PathBuf>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            max_attempts: 3,
+            chain: "default".into(),
+            plugin_cache_dir: None,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         let mut backends = BTreeMap::new();
@@ -133,6 +157,7 @@ impl Default for Config {
             messaging: MessagingConfig::default(),
             api: ApiConfig::default(),
             logging: LoggingConfig::default(),
+            scheduler: SchedulerConfig::default(),
             backends,
         }
     }
@@ -254,6 +279,19 @@ impl Config {
             return Err(invalid(
                 "backend_stats_polling_interval",
                 "must be at least 1 second",
+            ));
+        }
+        if self.scheduler.max_attempts == 0 {
+            return Err(invalid("scheduler.max_attempts", "must be at least 1"));
+        }
+        if crate::scheduler::chains::preset(&self.scheduler.chain).is_none() {
+            return Err(invalid(
+                "scheduler.chain",
+                format!(
+                    "`{}` is not a chain preset; use one of {}",
+                    self.scheduler.chain,
+                    crate::scheduler::chains::PRESETS.join(", ")
+                ),
             ));
         }
         if self.api.listen.parse::<SocketAddr>().is_err() {

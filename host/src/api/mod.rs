@@ -6,6 +6,7 @@ mod context;
 mod error;
 mod services;
 mod versions;
+mod volumes;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ pub use error::ApiError;
 use crate::rpc::Version;
 use crate::scheduler::SchedulerApi;
 use crate::service::{Manager, Runtime, ServiceSpec};
+use crate::volume::VolumeApi;
 
 pub const BINARY: &str = "kiln-api";
 pub const TOPIC: &str = "api";
@@ -35,6 +37,7 @@ pub const TOPIC: &str = "api";
 pub struct AppState {
     pub rt: Runtime,
     pub scheduler: SchedulerApi,
+    pub volume: VolumeApi,
 }
 
 /// The resources of the v3 API, mounted with and without `{project_id}` (3.67).
@@ -43,6 +46,9 @@ fn v3_routes() -> Router<AppState> {
         .route("/os-services", get(services::list))
         .route("/os-services/{action}", put(services::update))
         .route("/scheduler-stats/get_pools", get(services::get_pools))
+        .route("/volumes", get(volumes::list).post(volumes::create))
+        .route("/volumes/detail", get(volumes::detail))
+        .route("/volumes/{id}", get(volumes::show).delete(volumes::delete))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -135,6 +141,7 @@ impl Manager for ApiManager {
         let app = router(AppState {
             rt: self.rt.clone(),
             scheduler: SchedulerApi::new(&self.rt),
+            volume: VolumeApi::new(&self.rt),
         });
         let mut stop = self.stop.subscribe();
         let handle = tokio::spawn(async move {

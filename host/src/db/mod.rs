@@ -7,7 +7,9 @@
 //! queue in-process instead of fighting over the file lock. Reads use a separate pool.
 //! PostgreSQL uses one pool for both.
 
+pub mod messages;
 pub mod services;
+pub mod volumes;
 
 use std::time::Duration;
 

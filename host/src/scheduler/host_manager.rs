@@ -87,6 +87,7 @@ mod tests {
         CapabilityReport {
             service_name: "volume".into(),
             host: host.into(),
+            availability_zone: None,
             timestamp: ts.into(),
             capabilities: BackendStats {
                 volume_backend_name: "b".into(),

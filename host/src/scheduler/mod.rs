@@ -1,29 +1,36 @@
 //! The scheduler service: holds every volume service's capability reports in its
-//! [`host_manager::HostManager`] and answers where volumes can go. On start it asks every
-//! volume service to report at once, so a restarted scheduler is never blind for a whole
-//! polling interval. (Filters, weighers and placement arrive with the scheduler issue.)
+//! [`host_manager::HostManager`], keeps the active plugin chain's pool table in step with them
+//! ([`pools`]), and places volumes ([`filter_scheduler`], [`placement`]). On start it asks
+//! every volume service to report at once, so a restarted scheduler is never blind for a
+//! whole polling interval.
 
+pub mod chains;
+mod filter_scheduler;
 pub mod host_manager;
+pub mod placement;
+pub mod pools;
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::RwLock;
 use tracing::info;
 
 use crate::config::Config;
 use crate::drivers::BackendStats;
+use crate::plugins::{Chain, PluginEngine};
 use crate::rpc::{Dispatcher, RemoteError, RequestContext, RpcClient, RpcError, Version};
 use crate::service::{Manager, PeriodicTask, Runtime, ServiceSpec};
 use crate::volume;
 use host_manager::{HostManager, PoolView};
+use pools::PoolIndex;
 
 pub const BINARY: &str = "kiln-scheduler";
 pub const TOPIC: &str = "scheduler";
-/// The scheduler RPC API this build serves. 3.0: update_service_capabilities, get_pools.
-pub const RPC_VERSION: Version = Version::new(3, 0);
+/// The scheduler RPC API this build serves. 3.0: update_service_capabilities, get_pools;
+/// 3.1: create_volume.
+pub const RPC_VERSION: Version = Version::new(3, 1);
 
 /// A volume service's stats, fanned out to every scheduler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +39,9 @@ pub struct CapabilityReport {
     pub service_name: String,
     /// `host@backend`.
     pub host: String,
+    /// The zone of the reporting volume service (the pools' `availability_zone`).
+    #[serde(default)]
+    pub availability_zone: Option<String>,
     pub capabilities: BackendStats,
     /// When the stats were taken (UTC, the database's format); older reports lose.
     pub timestamp: String,
@@ -70,6 +80,18 @@ impl SchedulerApi {
             .await
     }
 
+    /// Place a new volume (the API casts this after recording the volume as `creating`; the
+    /// volume service casts it again to reschedule after a driver failure).
+    pub async fn create_volume(
+        &self,
+        ctx: &RequestContext,
+        args: &placement::CreateArgs,
+    ) -> Result<(), RpcError> {
+        self.client
+            .cast(ctx, None, "create_volume", Version::new(3, 1), args)
+            .await
+    }
+
     /// The pools one scheduler knows, of backends that are up and enabled.
     pub async fn get_pools(&self, ctx: &RequestContext) -> Result<Vec<PoolView>, RpcError> {
         #[derive(Deserialize)]
@@ -97,24 +119,107 @@ impl SchedulerApi {
     }
 }
 
+/// What placements read and change together, under one lock: the reports, the pool ids, and
+/// the active chain (which holds the authoritative pool table). A decision takes about 0.1 ms
+/// at 1000 pools, so one lock per scheduler costs little and makes each placement see the
+/// consumption of the one before it.
+pub(crate) struct State {
+    hosts: HostManager,
+    index: PoolIndex,
+    chain: Chain,
+    spec: chains::ChainSpec,
+}
+
 pub struct SchedulerManager {
     rt: Runtime,
     host: String,
     zone: String,
-    hosts: RwLock<HostManager>,
+    /// Identifies this process in retry records (consumption is reverted only where it was made).
+    instance: String,
+    state: Arc<Mutex<State>>,
+    engine: OnceLock<Arc<PluginEngine>>,
     volume: volume::VolumeApi,
 }
 
 impl SchedulerManager {
     pub fn new(rt: &Runtime) -> Self {
         let config = rt.config();
+        let spec = chains::preset(&config.scheduler.chain)
+            .or_else(|| chains::preset("default"))
+            .expect("the default preset exists");
         SchedulerManager {
             rt: rt.clone(),
             host: config.host.clone(),
             zone: config.availability_zone.clone(),
-            hosts: RwLock::new(HostManager::default()),
+            instance: uuid::Uuid::new_v4().to_string(),
+            state: Arc::new(Mutex::new(State {
+                hosts: HostManager::default(),
+                index: PoolIndex::default(),
+                chain: Chain::default(),
+                spec,
+            })),
+            engine: OnceLock::new(),
             volume: volume::VolumeApi::new(rt),
         }
+    }
+
+    /// Run `f` on the locked state on a blocking thread (plugin calls are synchronous).
+    pub(crate) async fn with_state<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut State) -> R + Send + 'static,
+    ) -> Result<R, RemoteError> {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| RemoteError::new("HandlerError", format!("scheduler task failed: {e}")))
+    }
+
+    /// Take a capability report: into the host manager, and as deltas into the chain.
+    async fn take_report(&self, report: CapabilityReport) -> Result<bool, RemoteError> {
+        self.with_state(move |s| {
+            if !s.hosts.update(report.clone()) {
+                return false;
+            }
+            let deltas = s.index.apply_report(&report);
+            for e in s.chain.apply(&deltas) {
+                tracing::warn!(error = %e, "plugin failed to take a pool update; replaced");
+            }
+            true
+        })
+        .await
+    }
+
+    /// Build the configured chain over the current pools and make it the active one.
+    async fn activate_configured_chain(&self) -> Result<(), String> {
+        let engine = match self.engine.get() {
+            Some(e) => e.clone(),
+            None => {
+                let config = self.rt.config();
+                let dir = config
+                    .scheduler
+                    .plugin_cache_dir
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir.join("plugin-cache"));
+                let e = PluginEngine::new(Some(dir)).map_err(|e| e.to_string())?;
+                self.engine.get_or_init(|| e).clone()
+            }
+        };
+        let spec = self
+            .with_state(|s| s.spec.clone())
+            .await
+            .map_err(|e| e.message)?;
+        self.with_state(move |s| {
+            let chain = chains::build(&engine, &spec, s.chain.table())?;
+            info!(chain = %spec.name, stages = ?chain.stage_names(), "scheduler chain active");
+            s.chain = chain;
+            Ok::<_, crate::plugins::PluginError>(())
+        })
+        .await
+        .map_err(|e| e.message)?
+        .map_err(|e| format!("cannot build scheduler chain: {e}"))
     }
 
     /// Volume services that may receive volumes: up, enabled, not frozen.
@@ -157,7 +262,7 @@ impl Manager for SchedulerManager {
                 let me = me.clone();
                 async move {
                     let host = report.host.clone();
-                    if me.hosts.write().await.update(report) {
+                    if me.take_report(report).await? {
                         tracing::debug!(host = %host, "capability report taken");
                     }
                     Ok(())
@@ -165,14 +270,23 @@ impl Manager for SchedulerManager {
             },
         );
         let me = self.clone();
+        d.register("create_volume", move |ctx, args: placement::CreateArgs| {
+            let me = me.clone();
+            async move { me.schedule_create(&ctx, args).await }
+        });
+        let me = self.clone();
         d.register("get_pools", move |_ctx, _args: serde_json::Value| {
             let me = me.clone();
             async move {
                 let active = me.active_backends().await?;
-                Ok(me.hosts.read().await.pools(&active))
+                me.with_state(move |s| s.hosts.pools(&active)).await
             }
         });
         Some(d)
+    }
+
+    async fn init_host(&self) -> Result<(), String> {
+        self.activate_configured_chain().await
     }
 
     async fn after_start(&self) -> Result<(), String> {

@@ -1,6 +1,9 @@
 //! The volume service: one per enabled backend, host `HOST@BACKEND`. It owns the backend's
-//! driver, serves the `volume` topic, and reports the driver's stats to every scheduler —
-//! periodically, at start-up, and whenever a scheduler asks (`publish_service_capabilities`).
+//! driver, serves the `volume` topic, reports the driver's stats to every scheduler —
+//! periodically, at start-up, and whenever a scheduler asks (`publish_service_capabilities`) —
+//! and runs the volume operations ([`flows`]).
+
+mod flows;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +19,9 @@ use crate::service::{Manager, PeriodicTask, Runtime, ServiceSpec};
 
 pub const BINARY: &str = "kiln-volume";
 pub const TOPIC: &str = "volume";
-/// The volume RPC API this build serves. 3.0: publish_service_capabilities.
-pub const RPC_VERSION: Version = Version::new(3, 0);
+/// The volume RPC API this build serves. 3.0: publish_service_capabilities; 3.1:
+/// create_volume, delete_volume.
+pub const RPC_VERSION: Version = Version::new(3, 1);
 
 /// Client side of the volume RPC API, used by the scheduler and the API service.
 #[derive(Clone)]
@@ -44,6 +48,42 @@ impl VolumeApi {
                 "publish_service_capabilities",
                 Version::new(3, 0),
                 serde_json::json!({}),
+            )
+            .await
+    }
+
+    /// Create the placed volume on `backend` (`host@backend`).
+    pub async fn create_volume(
+        &self,
+        ctx: &RequestContext,
+        backend: &str,
+        args: &scheduler::placement::CreateArgs,
+    ) -> Result<(), RpcError> {
+        self.client
+            .cast(
+                ctx,
+                Some(backend),
+                "create_volume",
+                Version::new(3, 1),
+                args,
+            )
+            .await
+    }
+
+    /// Delete volume `volume_id` from `backend` (`host@backend`).
+    pub async fn delete_volume(
+        &self,
+        ctx: &RequestContext,
+        backend: &str,
+        volume_id: &str,
+    ) -> Result<(), RpcError> {
+        self.client
+            .cast(
+                ctx,
+                Some(backend),
+                "delete_volume",
+                Version::new(3, 1),
+                serde_json::json!({ "volume_id": volume_id }),
             )
             .await
     }
@@ -82,6 +122,7 @@ impl VolumeManager {
         let report = CapabilityReport {
             service_name: TOPIC.into(),
             host: self.host.clone(),
+            availability_zone: Some(self.zone.clone()),
             capabilities: stats,
             timestamp: crate::db::now(),
         };
@@ -126,6 +167,19 @@ impl Manager for VolumeManager {
                 }
             },
         );
+        let me = self.clone();
+        d.register(
+            "create_volume",
+            move |ctx, args: scheduler::placement::CreateArgs| {
+                let me = me.clone();
+                async move { me.create_volume(&ctx, args).await }
+            },
+        );
+        let me = self.clone();
+        d.register("delete_volume", move |ctx, args: flows::DeleteArgs| {
+            let me = me.clone();
+            async move { me.delete_volume(&ctx, args).await }
+        });
         Some(d)
     }
 

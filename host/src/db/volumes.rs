@@ -1,0 +1,473 @@
+//! The `volumes` table and its metadata: rows created by the API, placed by the scheduler
+//! (with the database-side capacity check that keeps two schedulers from over-committing a
+//! pool), and moved through their states by the volume service.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{get_flag, now, Db, DbError, Engine};
+
+/// One volume, with its metadata.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VolumeRow {
+    pub id: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub display_name: Option<String>,
+    pub display_description: Option<String>,
+    pub size: i64,
+    pub status: String,
+    pub attach_status: String,
+    pub migration_status: Option<String>,
+    pub availability_zone: String,
+    /// `host@backend#pool` once placed.
+    pub host: Option<String>,
+    pub volume_type_id: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub source_volid: Option<String>,
+    pub bootable: bool,
+    pub multiattach: bool,
+    pub encrypted: bool,
+    pub provider_location: Option<String>,
+    pub provider_auth: Option<String>,
+    pub created_at: String,
+    pub updated_at: Option<String>,
+    pub launched_at: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+const COLUMNS: &str = "id, project_id, user_id, display_name, display_description, size, status, \
+    attach_status, migration_status, availability_zone, host, volume_type_id, snapshot_id, \
+    source_volid, bootable, multiattach, encrypted, provider_location, provider_auth, created_at, \
+    updated_at, launched_at";
+
+fn from_row(r: &AnyRow) -> Result<VolumeRow, sqlx::Error> {
+    Ok(VolumeRow {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        user_id: r.try_get("user_id")?,
+        display_name: r.try_get("display_name")?,
+        display_description: r.try_get("display_description")?,
+        size: r.try_get("size")?,
+        status: r.try_get("status")?,
+        attach_status: r.try_get("attach_status")?,
+        migration_status: r.try_get("migration_status")?,
+        availability_zone: r.try_get("availability_zone")?,
+        host: r.try_get("host")?,
+        volume_type_id: r.try_get("volume_type_id")?,
+        snapshot_id: r.try_get("snapshot_id")?,
+        source_volid: r.try_get("source_volid")?,
+        bootable: get_flag(r, "bootable")?,
+        multiattach: get_flag(r, "multiattach")?,
+        encrypted: get_flag(r, "encrypted")?,
+        provider_location: r.try_get("provider_location")?,
+        provider_auth: r.try_get("provider_auth")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        launched_at: r.try_get("launched_at")?,
+        metadata: BTreeMap::new(),
+    })
+}
+
+/// What the API records for a new volume.
+#[derive(Debug, Clone, Default)]
+pub struct NewVolume {
+    pub id: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub display_name: Option<String>,
+    pub display_description: Option<String>,
+    pub size: i64,
+    pub availability_zone: String,
+    pub volume_type_id: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub source_volid: Option<String>,
+    pub multiattach: bool,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Listing options (Cinder's `limit`, `marker`, `sort`, filters).
+#[derive(Debug, Clone, Default)]
+pub struct VolumeQuery {
+    /// `None`: every project (admin `all_tenants`).
+    pub project_id: Option<String>,
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    /// Only volumes created after this one (in the sort order: newest first).
+    pub marker: Option<String>,
+}
+
+/// The pool-level limit a placement must respect (see [`Db::volume_place`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolLimit {
+    /// GiB the pool may hold in volumes: total × over-subscription ratio (thin) or total
+    /// (thick), less the reserved share. `None`: infinite or unknown, never refused.
+    pub capacity_gb: Option<f64>,
+}
+
+impl Db {
+    /// Insert a volume in status `creating`.
+    pub async fn volume_create(&self, v: &NewVolume) -> Result<VolumeRow, DbError> {
+        let ts = now();
+        let mut tx = self.writer().begin().await?;
+        sqlx::query(
+            "INSERT INTO volumes (id, project_id, user_id, display_name, display_description, size, \
+             status, availability_zone, volume_type_id, snapshot_id, source_volid, multiattach, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'creating', $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&v.id)
+        .bind(&v.project_id)
+        .bind(&v.user_id)
+        .bind(&v.display_name)
+        .bind(&v.display_description)
+        .bind(v.size)
+        .bind(&v.availability_zone)
+        .bind(&v.volume_type_id)
+        .bind(&v.snapshot_id)
+        .bind(&v.source_volid)
+        .bind(v.multiattach)
+        .bind(&ts)
+        .bind(&ts)
+        .execute(&mut *tx)
+        .await?;
+        for (k, val) in &v.metadata {
+            sqlx::query("INSERT INTO volume_metadata (volume_id, key, value) VALUES ($1, $2, $3)")
+                .bind(&v.id)
+                .bind(k)
+                .bind(val)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.volume_get(&v.id).await
+    }
+
+    /// The volume `id` (not deleted), with its metadata.
+    pub async fn volume_get(&self, id: &str) -> Result<VolumeRow, DbError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM volumes WHERE id = $1 AND NOT deleted"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?
+        .ok_or_else(|| DbError::NotFound(format!("Volume {id}")))?;
+        let mut v = from_row(&row)?;
+        v.metadata = self.volume_metadata(id).await?;
+        Ok(v)
+    }
+
+    async fn volume_metadata(&self, id: &str) -> Result<BTreeMap<String, String>, DbError> {
+        let rows = sqlx::query("SELECT key, value FROM volume_metadata WHERE volume_id = $1")
+            .bind(id)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect()
+    }
+
+    /// Volumes matching `q`, newest first.
+    pub async fn volume_list(&self, q: &VolumeQuery) -> Result<Vec<VolumeRow>, DbError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM volumes WHERE NOT deleted");
+        let mut binds: Vec<String> = Vec::new();
+        let mut push = |sql: &mut String, clause: &str, value: &str| {
+            binds.push(value.to_string());
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(p) = &q.project_id {
+            push(&mut sql, " AND project_id = ?", p);
+        }
+        if let Some(n) = &q.name {
+            push(&mut sql, " AND display_name = ?", n);
+        }
+        if let Some(s) = &q.status {
+            push(&mut sql, " AND status = ?", s);
+        }
+        if let Some(m) = &q.marker {
+            let marker = self.volume_get(m).await?;
+            push(
+                &mut sql,
+                " AND (created_at < ? OR (created_at = ",
+                &marker.created_at,
+            );
+            push(&mut sql, "? AND id < ", &marker.created_at);
+            push(&mut sql, "?))", &marker.id);
+        }
+        sql.push_str(" ORDER BY created_at DESC, id DESC");
+        if let Some(limit) = q.limit {
+            sql.push_str(&format!(" LIMIT {}", limit.max(0)));
+        }
+        let mut query = sqlx::query(&sql);
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(self.reader()).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut v = from_row(r)?;
+            v.metadata = self.volume_metadata(&v.id).await?;
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// Set the status (and optionally more columns) of a volume.
+    pub async fn volume_set_status(&self, id: &str, status: &str) -> Result<(), DbError> {
+        let done = sqlx::query(
+            "UPDATE volumes SET status = $1, updated_at = $2 WHERE id = $3 AND NOT deleted",
+        )
+        .bind(status)
+        .bind(now())
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound(format!("Volume {id}")));
+        }
+        Ok(())
+    }
+
+    /// Move a volume from one of `from` to `to`; `false` when it was in another status (a
+    /// compare-and-set, so two actions cannot both start).
+    pub async fn volume_transition(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+    ) -> Result<bool, DbError> {
+        let list = from
+            .iter()
+            .map(|s| format!("'{}'", s.replace('\'', "")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let done = sqlx::query(&format!(
+            "UPDATE volumes SET status = $1, updated_at = $2 WHERE id = $3 AND NOT deleted AND status IN ({list})"
+        ))
+        .bind(to)
+        .bind(now())
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The driver created the volume: record where, and make it available.
+    pub async fn volume_created(
+        &self,
+        id: &str,
+        provider_location: Option<&str>,
+        provider_auth: Option<&str>,
+    ) -> Result<(), DbError> {
+        let ts = now();
+        sqlx::query(
+            "UPDATE volumes SET status = 'available', provider_location = $1, provider_auth = $2, \
+             launched_at = $3, updated_at = $3 WHERE id = $4 AND NOT deleted",
+        )
+        .bind(provider_location)
+        .bind(provider_auth)
+        .bind(&ts)
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Forget the placement of a volume about to be rescheduled.
+    pub async fn volume_unplace(&self, id: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE volumes SET host = NULL, updated_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// Place volume `id` (size `size_gb`) on `pool` (`host@backend#pool`) unless the volumes
+    /// already placed there would then exceed `limit`: the database-side check that keeps
+    /// two schedulers, each with its own in-memory view, from over-committing one pool.
+    /// The sum and the update run in one transaction serialised per pool (a PostgreSQL
+    /// transaction-level advisory lock on the pool's name; SQLite has a single writer).
+    /// Returns the GiB already placed when refused.
+    pub async fn volume_place(
+        &self,
+        id: &str,
+        pool: &str,
+        size_gb: i64,
+        limit: PoolLimit,
+    ) -> Result<Result<(), f64>, DbError> {
+        let mut tx = self.writer().begin().await?;
+        if self.engine() == Engine::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(pool)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(capacity) = limit.capacity_gb {
+            let row = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS used FROM volumes \
+                 WHERE host = $1 AND NOT deleted AND id <> $2",
+            )
+            .bind(pool)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let used = row.try_get::<i64, _>("used")? as f64;
+            if used + size_gb as f64 > capacity {
+                tx.rollback().await?;
+                return Ok(Err(used));
+            }
+        }
+        let ts = now();
+        let done = sqlx::query(
+            "UPDATE volumes SET host = $1, updated_at = $2 \
+             WHERE id = $3 AND NOT deleted",
+        )
+        .bind(pool)
+        .bind(&ts)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Err(DbError::NotFound(format!("Volume {id}")));
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Mark a volume deleted (soft delete, as Cinder), with its metadata removed.
+    pub async fn volume_destroy(&self, id: &str) -> Result<(), DbError> {
+        let ts = now();
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("DELETE FROM volume_metadata WHERE volume_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE volumes SET status = 'deleted', deleted = $1, deleted_at = $2, terminated_at = $2, \
+             updated_at = $2 WHERE id = $3",
+        )
+        .bind(true)
+        .bind(&ts)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Where each of `ids` lives (`host@backend#pool`), for the affinity hints; volumes not
+    /// found or not placed are absent.
+    pub async fn volume_hosts(&self, ids: &[String]) -> Result<BTreeMap<String, String>, DbError> {
+        let mut out = BTreeMap::new();
+        for id in ids {
+            let row = sqlx::query("SELECT host FROM volumes WHERE id = $1 AND NOT deleted")
+                .bind(id)
+                .fetch_optional(self.reader())
+                .await?;
+            if let Some(Some(host)) = row
+                .map(|r| r.try_get::<Option<String>, _>("host"))
+                .transpose()?
+            {
+                out.insert(id.clone(), host);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing;
+
+    fn new_volume(id: &str, size: i64) -> NewVolume {
+        NewVolume {
+            id: id.into(),
+            project_id: "p1".into(),
+            user_id: "u1".into(),
+            display_name: Some(format!("vol-{id}")),
+            size,
+            availability_zone: "nova".into(),
+            metadata: [("k".to_string(), "v".to_string())].into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn create_get_list_destroy_round_trip() {
+        let (db, _dir) = testing::sqlite().await;
+        let v = db.volume_create(&new_volume("a", 1)).await.unwrap();
+        assert_eq!(v.status, "creating");
+        assert_eq!(v.metadata.get("k").map(String::as_str), Some("v"));
+        db.volume_create(&new_volume("b", 2)).await.unwrap();
+        let all = db.volume_list(&VolumeQuery::default()).await.unwrap();
+        assert_eq!(all.len(), 2);
+        let page = db
+            .volume_list(&VolumeQuery {
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let rest = db
+            .volume_list(&VolumeQuery {
+                marker: Some(page[0].id.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 1, "the marker pages past the first volume");
+        assert_ne!(rest[0].id, page[0].id);
+        db.volume_destroy("a").await.unwrap();
+        assert!(matches!(
+            db.volume_get("a").await,
+            Err(DbError::NotFound(_))
+        ));
+        assert!(db
+            .volume_transition("b", &["creating"], "deleting")
+            .await
+            .unwrap());
+        assert!(!db
+            .volume_transition("b", &["available"], "deleting")
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn placement_refuses_to_over_commit_a_pool() {
+        let (db, _dir) = testing::sqlite().await;
+        let limit = PoolLimit {
+            capacity_gb: Some(10.0),
+        };
+        for (id, size) in [("a", 6), ("b", 4), ("c", 1)] {
+            db.volume_create(&new_volume(id, size)).await.unwrap();
+        }
+        assert_eq!(
+            db.volume_place("a", "h@b#p", 6, limit).await.unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            db.volume_place("b", "h@b#p", 4, limit).await.unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            db.volume_place("c", "h@b#p", 1, limit).await.unwrap(),
+            Err(10.0),
+            "a full pool refuses the placement"
+        );
+        assert_eq!(db.volume_get("c").await.unwrap().host, None);
+        assert_eq!(
+            db.volume_place("c", "h@b#q", 1, limit).await.unwrap(),
+            Ok(()),
+            "another pool is unaffected"
+        );
+        let hosts = db.volume_hosts(&["a".into(), "zzz".into()]).await.unwrap();
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts["a"], "h@b#p");
+    }
+}

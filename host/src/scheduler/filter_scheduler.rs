@@ -1,0 +1,271 @@
+//! `create_volume` on the scheduler: the placement loop. One decision through the active
+//! chain under the scheduler's lock (the winner's capacity consumed before the lock is
+//! released, so the next request sees it), then the database-side capacity check, then the
+//! cast to the chosen volume service. A pool the database refuses is excluded and the chain
+//! asked again; no pool left fails the volume with the chain's explanation.
+
+use std::collections::HashSet;
+
+use tracing::{info, warn};
+
+use super::placement::{self, ConsumedBy, CreateArgs, RetryInfo};
+use super::SchedulerManager;
+use crate::db::messages::NewMessage;
+use crate::plugins::{Decision, Explain};
+use crate::rpc::{RemoteError, RequestContext};
+
+/// Database refusals (another scheduler filled the pool) tolerated per attempt.
+const MAX_REFUSALS: usize = 5;
+
+/// One decision and what it consumed.
+struct Picked {
+    decision: Decision,
+    candidates: usize,
+    /// `host@backend#pool`, its limit, and the consumption to revert.
+    chosen: Option<(
+        String,
+        crate::db::volumes::PoolLimit,
+        super::pools::Consumed,
+    )>,
+    names: Vec<(u32, String)>,
+}
+
+fn handler_error(e: impl std::fmt::Display) -> RemoteError {
+    RemoteError::new("HandlerError", e.to_string())
+}
+
+impl SchedulerManager {
+    /// Place the volume of `args` and cast its creation, or fail it with an explanation.
+    pub(crate) async fn schedule_create(
+        &self,
+        ctx: &RequestContext,
+        args: CreateArgs,
+    ) -> Result<(), RemoteError> {
+        let CreateArgs {
+            request_spec: spec,
+            mut retry,
+        } = args;
+        if let Some(c) = retry.consumed.take() {
+            if c.scheduler == self.instance {
+                self.with_state(move |s| {
+                    if let Some(delta) = s.index.revert(s.chain.table(), &c.consumed) {
+                        s.chain.apply(&[delta]);
+                    }
+                })
+                .await?;
+            }
+        }
+        let max = self.rt.config().scheduler.max_attempts;
+        if retry.num_attempts >= max {
+            let msg = format!(
+                "Exceeded maximum number of scheduling attempts ({max}) for volume {}. Backends tried: {}. Last error: {}",
+                spec.volume_id,
+                retry.backends.join(", "),
+                retry.exc.as_deref().unwrap_or("unknown")
+            );
+            return self
+                .fail(ctx, &spec.volume_id, &spec.project_id, &msg)
+                .await;
+        }
+        let mut active = self.active_backends().await?;
+        if let Some(src) = &spec.source_volid {
+            // A clone is made by the backend holding its source.
+            let hosts = self
+                .rt
+                .db
+                .volume_hosts(std::slice::from_ref(src))
+                .await
+                .map_err(handler_error)?;
+            let backend = hosts
+                .get(src)
+                .map(|h| h.split_once('#').map_or(h.as_str(), |(b, _)| b).to_string());
+            active.retain(|b| Some(b) == backend.as_ref());
+        }
+        let hinted = placement::hinted_volumes(&spec);
+        let volume_pools = if hinted.is_empty() {
+            Default::default()
+        } else {
+            self.rt
+                .db
+                .volume_hosts(&hinted)
+                .await
+                .map_err(handler_error)?
+        };
+        let request = placement::to_request(&spec, &retry, volume_pools);
+        let mut refused_pools: Vec<String> = Vec::new();
+        let mut refusals: Vec<String> = Vec::new();
+        loop {
+            let (active_c, tried, refused_c, request_c, spec_c) = (
+                active.clone(),
+                retry.backends.clone(),
+                refused_pools.clone(),
+                request.clone(),
+                spec.clone(),
+            );
+            let picked = self
+                .with_state(move |s| pick(s, &active_c, &tried, &refused_c, &request_c, &spec_c))
+                .await?;
+            let Some((pool, limit, consumed)) = picked.chosen else {
+                let names = picked.names;
+                let name_of = |id: u32| {
+                    names
+                        .iter()
+                        .find(|(i, _)| *i == id)
+                        .map_or_else(|| format!("pool {id}"), |(_, n)| n.clone())
+                };
+                let msg = placement::explain_no_valid_backend(
+                    &picked.decision,
+                    name_of,
+                    picked.candidates,
+                    &retry,
+                    &refusals,
+                );
+                return self
+                    .fail(ctx, &spec.volume_id, &spec.project_id, &msg)
+                    .await;
+            };
+            let placed = self
+                .rt
+                .db
+                .volume_place(&spec.volume_id, &pool, spec.size as i64, limit)
+                .await;
+            match placed {
+                Ok(Ok(())) => {
+                    placement::log_placement(
+                        &spec,
+                        &pool,
+                        retry.num_attempts + 1,
+                        &picked.decision,
+                    );
+                    let backend = pool
+                        .split_once('#')
+                        .map_or(pool.as_str(), |(b, _)| b)
+                        .to_string();
+                    let args = CreateArgs {
+                        request_spec: spec.clone(),
+                        retry: RetryInfo {
+                            num_attempts: retry.num_attempts + 1,
+                            backends: retry.backends.clone(),
+                            exc: retry.exc.clone(),
+                            consumed: Some(ConsumedBy {
+                                scheduler: self.instance.clone(),
+                                consumed,
+                            }),
+                        },
+                    };
+                    return self
+                        .volume
+                        .create_volume(ctx, &backend, &args)
+                        .await
+                        .map_err(handler_error);
+                }
+                Ok(Err(used)) => {
+                    warn!(volume_id = %spec.volume_id, %pool, used_gb = used, "database capacity check refused the pool; trying the next");
+                    self.revert(consumed).await?;
+                    refusals.push(format!(
+                        "{pool} was refused by the database capacity check ({used} GB already placed, limit {} GB)",
+                        limit.capacity_gb.unwrap_or_default()
+                    ));
+                    refused_pools.push(pool);
+                    if refused_pools.len() >= MAX_REFUSALS {
+                        let msg = format!("No valid backend was found. {}", refusals.join("; "));
+                        return self
+                            .fail(ctx, &spec.volume_id, &spec.project_id, &msg)
+                            .await;
+                    }
+                }
+                Err(crate::db::DbError::NotFound(_)) => {
+                    // Deleted while being scheduled: nothing to create.
+                    self.revert(consumed).await?;
+                    info!(volume_id = %spec.volume_id, "volume deleted before placement; dropped");
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.revert(consumed).await?;
+                    return Err(handler_error(e));
+                }
+            }
+        }
+    }
+
+    async fn revert(&self, consumed: super::pools::Consumed) -> Result<(), RemoteError> {
+        self.with_state(move |s| {
+            if let Some(delta) = s.index.revert(s.chain.table(), &consumed) {
+                s.chain.apply(&[delta]);
+            }
+        })
+        .await
+    }
+
+    /// The volume goes to `error` with a user message saying why.
+    async fn fail(
+        &self,
+        ctx: &RequestContext,
+        volume_id: &str,
+        project_id: &str,
+        why: &str,
+    ) -> Result<(), RemoteError> {
+        warn!(volume_id, reason = why, "volume cannot be placed");
+        match self.rt.db.volume_set_status(volume_id, "error").await {
+            Ok(()) => {}
+            Err(crate::db::DbError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(handler_error(e)),
+        }
+        self.rt
+            .db
+            .message_create(&NewMessage {
+                project_id,
+                request_id: &ctx.request_id,
+                resource_type: "VOLUME",
+                resource_uuid: volume_id,
+                action_id: "001",
+                detail_id: "002",
+                detail: why,
+            })
+            .await
+            .map_err(handler_error)?;
+        Ok(())
+    }
+}
+
+/// One decision over the eligible pools, consuming the winner's capacity.
+fn pick(
+    s: &mut super::State,
+    active: &HashSet<String>,
+    tried: &[String],
+    refused: &[String],
+    request: &kiln_plugin_sdk::Request,
+    spec: &placement::RequestSpec,
+) -> Picked {
+    let candidates: Vec<u32> = s
+        .index
+        .candidates(active, tried)
+        .into_iter()
+        .filter(|id| {
+            s.index
+                .name(*id)
+                .is_some_and(|n| !refused.iter().any(|r| r == n))
+        })
+        .collect();
+    let decision = s
+        .chain
+        .decide_with(request, &candidates, Explain::IfNoneLeft);
+    let names = decision
+        .removed
+        .iter()
+        .map(|r| (r.pool, s.index.name(r.pool).unwrap_or("?").to_string()))
+        .collect();
+    let chosen = decision.best().and_then(|id| {
+        let name = s.index.name(id)?.to_string();
+        let limit = placement::pool_limit(s.chain.table(), id, spec);
+        let (delta, consumed) = s.index.consume(s.chain.table(), id, spec.size)?;
+        s.chain.apply(&[delta]);
+        Some((name, limit, consumed))
+    });
+    Picked {
+        decision,
+        candidates: candidates.len(),
+        chosen,
+        names,
+    }
+}

@@ -1,0 +1,193 @@
+//! The volume operations of one backend: create (raw or as a clone of a volume), with a
+//! driver failure sending the request back to the scheduler for another backend; delete.
+//! Every failure leaves the volume in an error state with a user message saying why.
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::VolumeManager;
+use crate::db::messages::NewMessage;
+use crate::db::volumes::VolumeRow;
+use crate::drivers::{DriverError, VolumeRef};
+use crate::rpc::{RemoteError, RequestContext};
+use crate::scheduler::placement::CreateArgs;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeleteArgs {
+    pub volume_id: String,
+}
+
+fn handler_error(e: impl std::fmt::Display) -> RemoteError {
+    RemoteError::new("HandlerError", e.to_string())
+}
+
+/// The driver's view of a volume row.
+pub(crate) fn volume_ref(row: &VolumeRow) -> Result<VolumeRef, RemoteError> {
+    let id = uuid::Uuid::parse_str(&row.id)
+        .map_err(|e| handler_error(format!("volume id {} is not a UUID: {e}", row.id)))?;
+    let mut v = VolumeRef::new(id, row.size.max(0) as u64);
+    v.pool = row
+        .host
+        .as_deref()
+        .and_then(|h| h.split_once('#'))
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_default();
+    v.provider_location = row.provider_location.clone();
+    v.provider_auth = row.provider_auth.clone();
+    v.metadata = row.metadata.clone();
+    Ok(v)
+}
+
+/// Driver errors that another backend would hit too: not worth rescheduling.
+fn is_request_error(e: &DriverError) -> bool {
+    matches!(
+        e,
+        DriverError::Invalid { .. } | DriverError::NotSupported { .. }
+    )
+}
+
+impl VolumeManager {
+    /// Create the volume the scheduler placed here.
+    pub(crate) async fn create_volume(
+        &self,
+        ctx: &RequestContext,
+        args: CreateArgs,
+    ) -> Result<(), RemoteError> {
+        let id = args.request_spec.volume_id.clone();
+        let row = match self.rt.db.volume_get(&id).await {
+            Ok(row) => row,
+            Err(crate::db::DbError::NotFound(_)) => {
+                info!(volume_id = %id, "volume deleted before creation; nothing to do");
+                return Ok(());
+            }
+            Err(e) => return Err(handler_error(e)),
+        };
+        let mut volume = volume_ref(&row)?;
+        if let Some(t) = &args.request_spec.volume_type {
+            volume.extra_specs = t.extra_specs.clone();
+        }
+        let result = match &row.source_volid {
+            Some(src) => {
+                let source = self.rt.db.volume_get(src).await.map_err(handler_error)?;
+                let source = volume_ref(&source)?;
+                self.driver.create_cloned_volume(&volume, &source).await
+            }
+            None => self.driver.create_volume(&volume).await,
+        };
+        match result {
+            Ok(update) => {
+                volume.apply(&update);
+                self.rt
+                    .db
+                    .volume_created(
+                        &id,
+                        volume.provider_location.as_deref(),
+                        volume.provider_auth.as_deref(),
+                    )
+                    .await
+                    .map_err(handler_error)?;
+                info!(volume_id = %id, host = %self.host, size_gb = volume.size_gb, "volume created");
+                Ok(())
+            }
+            Err(e) if is_request_error(&e) => {
+                self.fail(ctx, &row, "error", "003", &e.to_string()).await
+            }
+            Err(e) => self.reschedule(ctx, args, &row, e).await,
+        }
+    }
+
+    /// A driver failure: back to the scheduler, which tries another backend (or gives up
+    /// after `scheduler.max_attempts` and explains).
+    async fn reschedule(
+        &self,
+        ctx: &RequestContext,
+        mut args: CreateArgs,
+        row: &VolumeRow,
+        e: DriverError,
+    ) -> Result<(), RemoteError> {
+        warn!(volume_id = %row.id, host = %self.host, error = %e, "driver failed to create the volume; rescheduling");
+        self.rt
+            .db
+            .volume_unplace(&row.id)
+            .await
+            .map_err(handler_error)?;
+        if !args.retry.backends.contains(&self.host) {
+            args.retry.backends.push(self.host.clone());
+        }
+        args.retry.exc = Some(e.to_string());
+        self.scheduler
+            .create_volume(ctx, &args)
+            .await
+            .map_err(handler_error)
+    }
+
+    /// Delete a volume from the backend, then from the database.
+    pub(crate) async fn delete_volume(
+        &self,
+        ctx: &RequestContext,
+        args: DeleteArgs,
+    ) -> Result<(), RemoteError> {
+        let row = match self.rt.db.volume_get(&args.volume_id).await {
+            Ok(row) => row,
+            Err(crate::db::DbError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(handler_error(e)),
+        };
+        let volume = volume_ref(&row)?;
+        if let Err(e) = self.driver.remove_export(&volume).await {
+            if !e.is_not_found() {
+                warn!(volume_id = %row.id, error = %e, "could not remove the export before delete");
+            }
+        }
+        match self.driver.delete_volume(&volume).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                return self
+                    .fail(ctx, &row, "error_deleting", "011", &e.to_string())
+                    .await
+            }
+        }
+        self.rt
+            .db
+            .volume_destroy(&row.id)
+            .await
+            .map_err(handler_error)?;
+        info!(volume_id = %row.id, host = %self.host, "volume deleted");
+        Ok(())
+    }
+
+    /// Put the volume in `status` and tell its owner why.
+    async fn fail(
+        &self,
+        ctx: &RequestContext,
+        row: &VolumeRow,
+        status: &str,
+        detail_id: &str,
+        why: &str,
+    ) -> Result<(), RemoteError> {
+        warn!(volume_id = %row.id, status, reason = why, "volume operation failed");
+        self.rt
+            .db
+            .volume_set_status(&row.id, status)
+            .await
+            .map_err(handler_error)?;
+        self.rt
+            .db
+            .message_create(&NewMessage {
+                project_id: &row.project_id,
+                request_id: &ctx.request_id,
+                resource_type: "VOLUME",
+                resource_uuid: &row.id,
+                action_id: if status == "error_deleting" {
+                    "002"
+                } else {
+                    "001"
+                },
+                detail_id,
+                detail: why,
+            })
+            .await
+            .map_err(handler_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,369 @@
+//! Volumes end to end through a real `kiln all-in-one`: the REST API records the volume, the
+//! scheduler places it through the WASM plugin chain, the volume service creates it with the
+//! file driver; a driver failure is rescheduled to another backend; an impossible request ends
+//! in `error` with a message naming the filter, the pool and the reason; delete removes it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kiln_integration_tests::process::{self as p, Kiln};
+use serde_json::{json, Value};
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// One HTTP request with a noauth token for project `demo`; (status, JSON body).
+fn http(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
+    try_http(method, url, body).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+fn try_http(method: &str, url: &str, body: Option<Value>) -> Result<(u16, Value), reqwest::Error> {
+    block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client
+            .request(method.parse().unwrap(), url)
+            .header("X-Auth-Token", "alice:demo");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await.unwrap_or(Value::Null)))
+    })
+}
+
+struct Cloud {
+    dir: tempfile::TempDir,
+    api: String,
+    aio: Kiln,
+}
+
+impl Cloud {
+    fn start(config: &str) -> Cloud {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("kiln.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let listen = format!("127.0.0.1:{}", p::free_port());
+        let aio = Kiln::start(
+            "aio",
+            dir.path(),
+            Some(&cfg),
+            &["all-in-one", "--listen", &listen],
+        );
+        let api = format!("http://{listen}/v3/demo");
+        let cloud = Cloud { dir, api, aio };
+        let backends = config.matches("driver = \"file\"").count().max(1);
+        let started = Instant::now();
+        loop {
+            let (status, body) = try_http(
+                "GET",
+                &format!("{}/scheduler-stats/get_pools", cloud.api),
+                None,
+            )
+            .unwrap_or((0, Value::Null));
+            if status == 200
+                && body["pools"]
+                    .as_array()
+                    .is_some_and(|a| a.len() == backends)
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "pools never reported: {status} {body}\n{}",
+                cloud.aio.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cloud
+    }
+
+    fn volume_dir(&self, backend: &str) -> PathBuf {
+        self.dir.path().join("kiln-data/volumes").join(backend)
+    }
+
+    fn create(&self, body: Value) -> (u16, Value) {
+        http("POST", &format!("{}/volumes", self.api), Some(body))
+    }
+
+    fn show(&self, id: &str) -> (u16, Value) {
+        http("GET", &format!("{}/volumes/{id}", self.api), None)
+    }
+
+    /// Wait until the volume leaves `creating` / `deleting`; its final view.
+    fn settle(&self, id: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, body) = self.show(id);
+            assert_eq!(status, 200, "{body}");
+            let s = body["volume"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if s != "creating" && s != "deleting" {
+                return body["volume"].clone();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "volume {id} stuck in {s}\n{}",
+                self.aio.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// User messages about `id`, read from the database.
+    fn messages(&self, id: &str) -> Vec<String> {
+        let url = format!(
+            "sqlite://{}",
+            self.dir.path().join("kiln-data/kiln.db").display()
+        );
+        block_on(async {
+            use sqlx::Row;
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+            sqlx::query("SELECT detail FROM messages WHERE resource_uuid = $1 ORDER BY created_at")
+                .bind(id)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>("detail"))
+                .collect()
+        })
+    }
+}
+
+fn file_size(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+#[test]
+fn volume_is_created_listed_shown_and_deleted() {
+    let cloud = Cloud::start("host = \"node1\"\n");
+    let (status, body) =
+        cloud.create(json!({"volume": {"size": 1, "name": "data", "metadata": {"tier": "gold"}}}));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["volume"]["status"], "creating");
+    assert_eq!(body["volume"]["name"], "data");
+    let id = body["volume"]["id"].as_str().unwrap().to_string();
+
+    let v = cloud.settle(&id);
+    assert_eq!(v["status"], "available", "{v}\n{}", cloud.aio.log_text());
+    let host = v["os-vol-host-attr:host"].as_str().unwrap();
+    assert!(
+        host.starts_with("node1@file#"),
+        "placed on the file backend: {host}"
+    );
+    assert_eq!(v["metadata"]["tier"], "gold");
+    let file = cloud.volume_dir("file").join(format!("volume-{id}"));
+    assert_eq!(
+        file_size(&file),
+        Some(1 << 30),
+        "a 1 GiB sparse file at {file:?}"
+    );
+
+    let (_, list) = http("GET", &format!("{}/volumes", cloud.api), None);
+    assert!(list["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["id"] == id.as_str()));
+    let (_, detail) = http(
+        "GET",
+        &format!("{}/volumes/detail?name=data", cloud.api),
+        None,
+    );
+    assert_eq!(detail["volumes"].as_array().unwrap().len(), 1);
+    let (status, _) = http(
+        "GET",
+        &format!("{}/volumes/detail?limit=x", cloud.api),
+        None,
+    );
+    assert_eq!(status, 400, "a bad limit is a bad request");
+
+    let (status, body) = http("DELETE", &format!("{}/volumes/{id}", cloud.api), None);
+    assert_eq!(status, 202, "{body}");
+    let started = Instant::now();
+    while cloud.show(&id).0 != 404 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "volume never went away"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(file_size(&file), None, "the volume file is removed");
+    let (status, body) = cloud.show(&id);
+    assert_eq!(status, 404);
+    assert_eq!(body["itemNotFound"]["code"], 404, "{body}");
+}
+
+#[test]
+fn bad_requests_are_refused_and_nothing_is_created() {
+    let cloud = Cloud::start("host = \"node1\"\n");
+    for (body, needle) in [
+        (json!({"volume": {"size": 0}}), "greater than 0"),
+        (json!({"volume": {"size": "abc"}}), "greater than 0"),
+        (json!({"volume": {}}), "'size' is a required property"),
+        (
+            json!({"volume": {"size": 1, "availability_zone": "mars"}}),
+            "Availability zone 'mars' is invalid",
+        ),
+        (json!({"nothing": {}}), "'volume'"),
+    ] {
+        let (status, resp) = cloud.create(body.clone());
+        assert_eq!(status, 400, "{body} → {resp}");
+        let msg = resp["badRequest"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(needle),
+            "{body}: message `{msg}` should mention `{needle}`"
+        );
+    }
+    let (_, list) = http("GET", &format!("{}/volumes", cloud.api), None);
+    assert_eq!(
+        list["volumes"].as_array().unwrap().len(),
+        0,
+        "nothing was recorded"
+    );
+}
+
+#[test]
+fn impossible_volume_ends_in_error_naming_filter_pool_and_reason() {
+    let cloud = Cloud::start("host = \"node1\"\n");
+    let (status, body) = cloud.create(json!({"volume": {"size": 1_000_000}}));
+    assert_eq!(status, 202, "{body}");
+    let id = body["volume"]["id"].as_str().unwrap().to_string();
+    let v = cloud.settle(&id);
+    assert_eq!(v["status"], "error");
+    let messages = cloud.messages(&id);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let m = &messages[0];
+    assert!(m.starts_with("No valid backend was found."), "{m}");
+    assert!(
+        m.contains("CapacityFilter removed 1 pool (node1@file#"),
+        "{m}"
+    );
+    assert!(
+        m.contains("would exceed max over-subscription ratio") || m.contains("needs 1000000 GB"),
+        "the reason says why the pool cannot hold it: {m}"
+    );
+    // An errored volume can be deleted.
+    let (status, _) = http("DELETE", &format!("{}/volumes/{id}", cloud.api), None);
+    assert_eq!(status, 202);
+}
+
+#[test]
+fn driver_failure_is_rescheduled_to_another_backend_then_explained_when_none_is_left() {
+    // Backend b allows no over-subscription, so the Capacity weigher (virtual free space) prefers a.
+    let cloud = Cloud::start(
+        "host = \"node1\"\nenabled_backends = [\"a\", \"b\"]\nbackend_stats_polling_interval = 3600\n\
+         [backends.a]\ndriver = \"file\"\n[backends.b]\ndriver = \"file\"\nmax_over_subscription_ratio = 1.0\n",
+    );
+    // Break a: its volume directory becomes a file, so creating a volume file there fails.
+    let a = cloud.volume_dir("a");
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::write(&a, b"not a directory").unwrap();
+
+    let (status, body) = cloud.create(json!({"volume": {"size": 1}}));
+    assert_eq!(status, 202, "{body}");
+    let id = body["volume"]["id"].as_str().unwrap().to_string();
+    let v = cloud.settle(&id);
+    assert_eq!(
+        v["status"],
+        "available",
+        "{v}\n{:?}\n{}",
+        cloud.messages(&id),
+        cloud.aio.log_text()
+    );
+    assert!(
+        v["os-vol-host-attr:host"]
+            .as_str()
+            .unwrap()
+            .starts_with("node1@b#"),
+        "rescheduled to b after a failed: {v}"
+    );
+    let log = cloud.aio.log_text();
+    assert!(
+        log.contains("rescheduling"),
+        "the failure on a was logged as a reschedule"
+    );
+
+    // Break b too: both fail, the third attempt finds no backend left to try.
+    let b = cloud.volume_dir("b");
+    std::fs::remove_dir_all(&b).unwrap();
+    std::fs::write(&b, b"not a directory").unwrap();
+    let (_, body) = cloud.create(json!({"volume": {"size": 1}}));
+    let id = body["volume"]["id"].as_str().unwrap().to_string();
+    let v = cloud.settle(&id);
+    assert_eq!(v["status"], "error", "{v}");
+    let m = cloud.messages(&id).join("\n");
+    assert!(
+        m.contains("Every backend up and enabled was already tried: node1@a, node1@b")
+            || m.contains("Every backend up and enabled was already tried: node1@b, node1@a"),
+        "{m}"
+    );
+    assert!(
+        m.contains("Last error: backend"),
+        "the driver's error is quoted: {m}"
+    );
+}
+
+/// Two schedulers, each with its own in-memory view, racing to fill one pool: the database
+/// check at placement (a per-pool advisory lock on PostgreSQL) lets exactly as many volumes
+/// in as the pool's limit allows.
+#[test]
+fn concurrent_placements_never_over_commit_a_pool_on_postgresql() {
+    use kiln::db::volumes::{NewVolume, PoolLimit};
+    use kiln::db::{Db, DbOptions};
+    block_on(async {
+        let url = p::fresh_pg_database().await;
+        let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
+        db.migrate().await.unwrap();
+        let limit = PoolLimit {
+            capacity_gb: Some(10.0),
+        };
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let id = uuid::Uuid::new_v4().to_string();
+            db.volume_create(&NewVolume {
+                id: id.clone(),
+                project_id: "p".into(),
+                user_id: "u".into(),
+                display_name: Some(format!("v{i}")),
+                size: 1,
+                availability_zone: "nova".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            ids.push(id);
+        }
+        // Two connections pools, as two scheduler processes would have.
+        let other = Db::connect(&url, &DbOptions::default()).await.unwrap();
+        let tasks: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let db = if i % 2 == 0 {
+                    db.clone()
+                } else {
+                    other.clone()
+                };
+                let id = id.clone();
+                tokio::spawn(async move { db.volume_place(&id, "h@b#p", 1, limit).await.unwrap() })
+            })
+            .collect();
+        let mut placed = 0;
+        for t in tasks {
+            if t.await.unwrap().is_ok() {
+                placed += 1;
+            }
+        }
+        assert_eq!(placed, 10, "exactly the pool's 10 GB were placed");
+    });
+}
