@@ -34,6 +34,7 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+pub mod cloud;
 pub mod driver_suite;
 pub mod process;
 pub mod storage_tools;

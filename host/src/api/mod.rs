@@ -4,6 +4,7 @@
 
 mod context;
 mod error;
+mod plugins;
 mod services;
 mod versions;
 mod volumes;
@@ -16,7 +17,7 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::Router;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -49,6 +50,22 @@ fn v3_routes() -> Router<AppState> {
         .route("/volumes", get(volumes::list).post(volumes::create))
         .route("/volumes/detail", get(volumes::detail))
         .route("/volumes/{id}", get(volumes::show).delete(volumes::delete))
+        .route(
+            "/kiln-plugins",
+            get(plugins::list)
+                .post(plugins::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
+        )
+        .route(
+            "/kiln-chains",
+            get(plugins::list_chains).post(plugins::create_chain),
+        )
+        .route("/kiln-chains/rollback", post(plugins::rollback))
+        .route(
+            "/kiln-chains/{version}/activate",
+            post(plugins::activate_chain),
+        )
+        .route("/kiln-scheduler/dry-run", post(plugins::dry_run))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -8,6 +8,7 @@
 //! PostgreSQL uses one pool for both.
 
 pub mod messages;
+pub mod plugins;
 pub mod services;
 pub mod volumes;
 

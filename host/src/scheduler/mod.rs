@@ -7,6 +7,7 @@
 pub mod chains;
 mod filter_scheduler;
 pub mod host_manager;
+pub mod hot_swap;
 pub mod placement;
 pub mod pools;
 
@@ -29,8 +30,8 @@ use pools::PoolIndex;
 pub const BINARY: &str = "kiln-scheduler";
 pub const TOPIC: &str = "scheduler";
 /// The scheduler RPC API this build serves. 3.0: update_service_capabilities, get_pools;
-/// 3.1: create_volume.
-pub const RPC_VERSION: Version = Version::new(3, 1);
+/// 3.1: create_volume; 3.2: activate_chain, validate_chain, dry_run.
+pub const RPC_VERSION: Version = Version::new(3, 2);
 
 /// A volume service's stats, fanned out to every scheduler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +93,40 @@ impl SchedulerApi {
             .await
     }
 
+    /// Tell every scheduler to run the chain the database now says is active.
+    pub async fn activate_chain(&self, ctx: &RequestContext) -> Result<(), RpcError> {
+        self.client
+            .fanout(
+                ctx,
+                "activate_chain",
+                Version::new(3, 2),
+                serde_json::json!({}),
+            )
+            .await
+    }
+
+    /// Have one scheduler build `spec` over its pools and run a trial request through it.
+    pub async fn validate_chain(
+        &self,
+        ctx: &RequestContext,
+        spec: &chains::ChainSpec,
+    ) -> Result<hot_swap::Validation, RpcError> {
+        self.client
+            .call(ctx, None, "validate_chain", Version::new(3, 2), spec)
+            .await
+    }
+
+    /// Where `spec` would be placed now, and why.
+    pub async fn dry_run(
+        &self,
+        ctx: &RequestContext,
+        spec: &placement::RequestSpec,
+    ) -> Result<hot_swap::DryRun, RpcError> {
+        self.client
+            .call(ctx, None, "dry_run", Version::new(3, 2), spec)
+            .await
+    }
+
     /// The pools one scheduler knows, of backends that are up and enabled.
     pub async fn get_pools(&self, ctx: &RequestContext) -> Result<Vec<PoolView>, RpcError> {
         #[derive(Deserialize)]
@@ -128,6 +163,8 @@ pub(crate) struct State {
     index: PoolIndex,
     chain: Chain,
     spec: chains::ChainSpec,
+    /// "preset default", "v3 my-chain": what logs and dry runs call the live chain.
+    label: String,
 }
 
 pub struct SchedulerManager {
@@ -157,6 +194,7 @@ impl SchedulerManager {
                 index: PoolIndex::default(),
                 chain: Chain::default(),
                 spec,
+                label: "none yet".into(),
             })),
             engine: OnceLock::new(),
             volume: volume::VolumeApi::new(rt),
@@ -190,36 +228,6 @@ impl SchedulerManager {
             true
         })
         .await
-    }
-
-    /// Build the configured chain over the current pools and make it the active one.
-    async fn activate_configured_chain(&self) -> Result<(), String> {
-        let engine = match self.engine.get() {
-            Some(e) => e.clone(),
-            None => {
-                let config = self.rt.config();
-                let dir = config
-                    .scheduler
-                    .plugin_cache_dir
-                    .clone()
-                    .unwrap_or_else(|| config.data_dir.join("plugin-cache"));
-                let e = PluginEngine::new(Some(dir)).map_err(|e| e.to_string())?;
-                self.engine.get_or_init(|| e).clone()
-            }
-        };
-        let spec = self
-            .with_state(|s| s.spec.clone())
-            .await
-            .map_err(|e| e.message)?;
-        self.with_state(move |s| {
-            let chain = chains::build(&engine, &spec, s.chain.table())?;
-            info!(chain = %spec.name, stages = ?chain.stage_names(), "scheduler chain active");
-            s.chain = chain;
-            Ok::<_, crate::plugins::PluginError>(())
-        })
-        .await
-        .map_err(|e| e.message)?
-        .map_err(|e| format!("cannot build scheduler chain: {e}"))
     }
 
     /// Volume services that may receive volumes: up, enabled, not frozen.
@@ -275,6 +283,25 @@ impl Manager for SchedulerManager {
             async move { me.schedule_create(&ctx, args).await }
         });
         let me = self.clone();
+        d.register("activate_chain", move |_ctx, _args: serde_json::Value| {
+            let me = me.clone();
+            async move {
+                me.activate_current()
+                    .await
+                    .map_err(|e| RemoteError::new("HandlerError", e))
+            }
+        });
+        let me = self.clone();
+        d.register("validate_chain", move |_ctx, spec: chains::ChainSpec| {
+            let me = me.clone();
+            async move { me.validate_chain(spec).await }
+        });
+        let me = self.clone();
+        d.register("dry_run", move |_ctx, spec: placement::RequestSpec| {
+            let me = me.clone();
+            async move { me.dry_run(spec).await }
+        });
+        let me = self.clone();
         d.register("get_pools", move |_ctx, _args: serde_json::Value| {
             let me = me.clone();
             async move {
@@ -286,7 +313,11 @@ impl Manager for SchedulerManager {
     }
 
     async fn init_host(&self) -> Result<(), String> {
-        self.activate_configured_chain().await
+        self.activate_current().await
+    }
+
+    async fn reload(&self, _config: &Config) {
+        let _ = self.activate_current().await;
     }
 
     async fn after_start(&self) -> Result<(), String> {

@@ -1,0 +1,216 @@
+//! Hot swap of the scheduler chain on a running `kiln all-in-one`, through the admin API:
+//! components are uploaded and validated (a broken one is refused and not kept), chain
+//! versions recorded, activation switches the live scheduler (seen by dry runs and by where
+//! the next volume lands), rollback restores the previous chain, and a chain that fails
+//! validation leaves the live one untouched.
+
+use std::time::{Duration, Instant};
+
+use kiln_integration_tests::cloud::{block_on, http, Cloud};
+use serde_json::{json, Value};
+
+/// Two file backends; b allows no over-subscription, so the Capacity weigher (virtual free
+/// space) ranks a first and a negative multiplier ranks b first.
+const TWO_BACKENDS: &str = "host = \"node1\"\nenabled_backends = [\"a\", \"b\"]\n\
+    [backends.a]\ndriver = \"file\"\n[backends.b]\ndriver = \"file\"\nmax_over_subscription_ratio = 1.0\n";
+
+fn dry_run(cloud: &Cloud) -> Value {
+    let (status, body) = http(
+        "POST",
+        &format!("{}/kiln-scheduler/dry-run", cloud.api),
+        Some(json!({"volume": {"size": 1}})),
+    );
+    assert_eq!(status, 200, "{body}");
+    body["dry_run"].clone()
+}
+
+fn chosen_backend(cloud: &Cloud) -> String {
+    let d = dry_run(cloud);
+    let chosen = d["chosen"].as_str().unwrap_or_default();
+    chosen.split('#').next().unwrap_or_default().to_string()
+}
+
+fn chain(name: &str, weigher_multiplier: f64) -> Value {
+    json!({"chain": {
+        "name": name,
+        "filters": [
+            {"plugin": "availability_zone_filter"},
+            {"plugin": "capacity_filter"},
+            {"plugin": "capabilities_filter"}
+        ],
+        "weighers": [{
+            "plugin": "capacity_weigher",
+            "multiplier": weigher_multiplier,
+            "config": {"capacity_weight_multiplier": weigher_multiplier.to_string()}
+        }]
+    }})
+}
+
+fn create_chain(cloud: &Cloud, body: Value) -> (u16, Value) {
+    http("POST", &format!("{}/kiln-chains", cloud.api), Some(body))
+}
+
+fn activate(cloud: &Cloud, version: i64) -> Instant {
+    let (status, body) = http(
+        "POST",
+        &format!("{}/kiln-chains/{version}/activate", cloud.api),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    Instant::now()
+}
+
+/// Wait until dry runs choose `backend`; how long it took.
+fn switched_to(cloud: &Cloud, backend: &str, since: Instant) -> Duration {
+    loop {
+        if chosen_backend(cloud) == backend {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "the scheduler never switched to a chain choosing {backend}: {}\n{}",
+            dry_run(cloud),
+            cloud.aio.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn upload(cloud: &Cloud, name: &str, kind: &str, bytes: Vec<u8>) -> (u16, Value) {
+    block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!(
+                "{}/kiln-plugins?name={name}&kind={kind}",
+                cloud.api
+            ))
+            .header("X-Auth-Token", "admin:demo")
+            .header("Content-Type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    })
+}
+
+#[test]
+fn chains_are_validated_activated_everywhere_and_rolled_back() {
+    let cloud = Cloud::start(TWO_BACKENDS);
+    // The configured preset: capacity weigher +1 → a.
+    let d = dry_run(&cloud);
+    assert_eq!(d["chain"], "preset default", "{d}");
+    assert_eq!(chosen_backend(&cloud), "node1@a", "{d}");
+    assert_eq!(d["weighed"].as_array().unwrap().len(), 2, "{d}");
+
+    let (status, body) = create_chain(&cloud, chain("prefer-big", 1.0));
+    assert_eq!(status, 201, "{body}");
+    let big = body["chain"]["version"].as_i64().unwrap();
+    assert_eq!(body["chain"]["validation"]["trial_candidates"], 2, "{body}");
+    let (status, body) = create_chain(&cloud, chain("prefer-small", -1.0));
+    assert_eq!(status, 201, "{body}");
+    let small = body["chain"]["version"].as_i64().unwrap();
+
+    let t = activate(&cloud, small);
+    let took = switched_to(&cloud, "node1@b", t);
+    assert!(took < Duration::from_secs(1), "switched in {took:?}");
+    let d = dry_run(&cloud);
+    assert!(d["chain"].as_str().unwrap().contains("prefer-small"), "{d}");
+
+    // The next volume is placed by the new chain.
+    let (_, body) = cloud.create(json!({"volume": {"size": 1}}));
+    let id = body["volume"]["id"].as_str().unwrap().to_string();
+    let v = cloud.settle(&id);
+    assert_eq!(v["status"], "available", "{v}");
+    assert!(
+        v["os-vol-host-attr:host"]
+            .as_str()
+            .unwrap()
+            .starts_with("node1@b#"),
+        "{v}"
+    );
+
+    let t = activate(&cloud, big);
+    switched_to(&cloud, "node1@a", t);
+    // Rollback: back to the chain active before the current one.
+    let (status, body) = http("POST", &format!("{}/kiln-chains/rollback", cloud.api), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["active_version"], small);
+    switched_to(&cloud, "node1@b", Instant::now());
+
+    let (_, list) = http("GET", &format!("{}/kiln-chains", cloud.api), None);
+    assert_eq!(list["active_version"], small, "{list}");
+    assert_eq!(list["chains"].as_array().unwrap().len(), 2);
+
+    // A chain that cannot be built is refused, and the live chain stays.
+    let mut broken = chain("broken", 1.0);
+    broken["chain"]["filters"][0]["plugin"] = json!("capacity_weigher");
+    let (status, body) = create_chain(&cloud, broken);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("listed as a Filter"),
+        "{body}"
+    );
+    let (status, _) = create_chain(
+        &cloud,
+        json!({"chain": {"name": "x", "filters": [{"plugin": "sha256:00"}], "weighers": []}}),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        chosen_backend(&cloud),
+        "node1@b",
+        "the live chain is untouched"
+    );
+}
+
+#[test]
+fn uploaded_components_are_validated_and_usable_by_hash() {
+    let cloud = Cloud::start(TWO_BACKENDS);
+    // Not a component at all, and a truncated one: refused, nothing kept.
+    let (status, _) = upload(&cloud, "junk", "filter", b"hello".to_vec());
+    assert_eq!(status, 400);
+    let (status, body) = upload(
+        &cloud,
+        "truncated",
+        "filter",
+        b"\0asm\x0d\0\x01\0garbage".to_vec(),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (_, list) = http("GET", &format!("{}/kiln-plugins", cloud.api), None);
+    assert_eq!(list["plugins"].as_array().unwrap().len(), 0, "{list}");
+
+    // A weigher uploaded as a filter: the wrong world.
+    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
+    let weigher = std::fs::read(dist.join("capacity_weigher.wasm")).unwrap();
+    let (status, body) = upload(&cloud, "w", "filter", weigher.clone());
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("filter"),
+        "{body}"
+    );
+
+    // A real component: kept, validated with a trial over the live pools, usable by hash.
+    let (status, body) = upload(&cloud, "my-capacity-weigher", "weigher", weigher);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["plugin"]["validation"]["trial_candidates"], 2,
+        "{body}"
+    );
+    let sha = body["plugin"]["sha256"].as_str().unwrap().to_string();
+    let (status, body) = create_chain(
+        &cloud,
+        json!({"chain": {"name": "uploaded", "filters": [{"plugin": "capacity_filter"}],
+               "weighers": [{"plugin": format!("sha256:{sha}"), "multiplier": -1.0,
+                             "config": {"capacity_weight_multiplier": "-1.0"}}]}}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let v = body["chain"]["version"].as_i64().unwrap();
+    let t = activate(&cloud, v);
+    switched_to(&cloud, "node1@b", t);
+}
