@@ -214,3 +214,42 @@ fn uploaded_components_are_validated_and_usable_by_hash() {
     let t = activate(&cloud, v);
     switched_to(&cloud, "node1@b", t);
 }
+
+#[test]
+fn kiln_cli_drives_the_same_admin_api() {
+    use kiln_integration_tests::process as p;
+    let cloud = Cloud::start(TWO_BACKENDS);
+    let spec = cloud.dir.path().join("small.json");
+    std::fs::write(&spec, chain("cli-small", -1.0)["chain"].to_string()).unwrap();
+    let url = cloud.api.clone();
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--url", url.as_str()]);
+        let (code, out, err) = p::kiln_run(cloud.dir.path(), None, &all);
+        assert_eq!(code, 0, "kiln {args:?}: {err}");
+        serde_json::from_str::<Value>(&out)
+            .unwrap_or_else(|e| panic!("kiln {args:?} printed no JSON ({e}): {out}"))
+    };
+    let created = run(&["chain", "create", spec.to_str().unwrap()]);
+    let version = created["chain"]["version"].as_i64().unwrap();
+    run(&["chain", "activate", &version.to_string()]);
+    switched_to(&cloud, "node1@b", Instant::now());
+    let listed = run(&["chain", "list"]);
+    assert_eq!(listed["active_version"], version);
+    let d = run(&["dry-run", "--size", "1", "--zone", "nova"]);
+    assert!(
+        d["dry_run"]["chosen"]
+            .as_str()
+            .unwrap()
+            .starts_with("node1@b#"),
+        "{d}"
+    );
+    // Errors come back as a non-zero exit with the API's message.
+    let (code, _, err) = p::kiln_run(
+        cloud.dir.path(),
+        None,
+        &["chain", "activate", "999", "--url", &url],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("404") && err.contains("999"), "{err}");
+}

@@ -3,12 +3,14 @@
 //! The crate is organised one module per concept (see ARCHITECTURE.md):
 //! [`config`] loads settings, [`db`] owns the schema and queries, [`rpc`] moves messages
 //! between services, [`service`] runs a service's lifecycle (heartbeat, periodic tasks,
-//! signals, supervision), and [`api`], [`scheduler`] and [`volume`] are the three services.
+//! signals, supervision), and [`api`], [`scheduler`] and [`volume`] are the three services; [`plugins`] runs WASM
+//! components, [`drivers`] and [`targets`] do the storage work, [`metrics`] counts.
 
 pub mod api;
 pub mod config;
 pub mod db;
 pub mod drivers;
+pub mod metrics;
 pub mod plugins;
 pub mod rpc;
 pub mod scheduler;

@@ -1,6 +1,8 @@
 //! The `kiln` binary: command-line parsing, logging set-up, and wiring the services of one
 //! process together. Everything else lives in the library.
 
+mod admin_cli;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +67,27 @@ enum Command {
     Db {
         #[command(subcommand)]
         command: DbCommand,
+    },
+    /// Scheduler plugin components: upload (validated by a scheduler), list.
+    Plugin {
+        #[command(flatten)]
+        endpoint: admin_cli::Endpoint,
+        #[command(subcommand)]
+        command: admin_cli::PluginCommand,
+    },
+    /// Scheduler chains: create a version, list, activate everywhere, roll back.
+    Chain {
+        #[command(flatten)]
+        endpoint: admin_cli::Endpoint,
+        #[command(subcommand)]
+        command: admin_cli::ChainCommand,
+    },
+    /// Where would a volume go, and why (nothing is created).
+    DryRun {
+        #[command(flatten)]
+        endpoint: admin_cli::Endpoint,
+        #[command(flatten)]
+        args: admin_cli::DryRunArgs,
     },
     /// Every service: host, zone, enabled / disabled (with reason), up / down, last heartbeat.
     Status {
@@ -275,6 +298,15 @@ fn main() {
                 Ok(())
             }
             Command::Status { json } => status(&config, json).await,
+            Command::Plugin { endpoint, command } => {
+                admin_cli::plugin(&config, &endpoint, command).await
+            }
+            Command::Chain { endpoint, command } => {
+                admin_cli::chain(&config, &endpoint, command).await
+            }
+            Command::DryRun { endpoint, args } => {
+                admin_cli::dry_run(&config, &endpoint, args).await
+            }
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));

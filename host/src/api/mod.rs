@@ -74,6 +74,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v3", get(versions::v3_root))
         .route("/v3/", get(versions::v3_root))
         .route("/healthcheck", get(|| async { "OK" }))
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [("content-type", "text/plain; version=0.0.4")],
+                    crate::metrics::render(),
+                )
+            }),
+        )
         .nest("/v3/{project_id}", v3_routes())
         .merge(Router::new().nest("/v3", v3_routes()))
         .fallback(|| async { ApiError::NotFound("The resource could not be found.".into()) })

@@ -190,7 +190,9 @@ impl PluginInstance {
         let started = Instant::now();
         let result = f(&mut self.store, &self.bound);
         let stats = &self.plugin.stats;
-        stats.record_call(started.elapsed());
+        let took = started.elapsed();
+        stats.record_call(took);
+        crate::metrics::plugin_call(&self.plugin.name, took);
         result.map_err(|e| {
             let plugin = self.plugin.name.clone();
             let err = if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {

@@ -98,6 +98,14 @@ impl PluginStats {
     }
 
     fn record_failure(&self, err: &PluginError) {
+        let (plugin, kind) = match err {
+            PluginError::Timeout { plugin, .. } => (plugin.as_str(), "timeout"),
+            PluginError::MemoryExceeded { plugin, .. } => (plugin.as_str(), "memory"),
+            PluginError::BadResult { plugin, .. } => (plugin.as_str(), "bad_result"),
+            PluginError::Trap { plugin, .. } => (plugin.as_str(), "trap"),
+            _ => ("", "other"),
+        };
+        crate::metrics::plugin_failure(plugin, kind);
         let counter = match err {
             PluginError::Timeout { .. } => &self.timeouts,
             PluginError::MemoryExceeded { .. } => &self.memory_exceeded,

@@ -103,7 +103,17 @@ impl SchedulerManager {
                 spec.clone(),
             );
             let picked = self
-                .with_state(move |s| pick(s, &active_c, &tried, &refused_c, &request_c, &spec_c))
+                .with_state(move |s| {
+                    let started = std::time::Instant::now();
+                    let picked = pick(s, &active_c, &tried, &refused_c, &request_c, &spec_c);
+                    let outcome = if picked.chosen.is_some() {
+                        "placed"
+                    } else {
+                        "no_valid_backend"
+                    };
+                    crate::metrics::decision(outcome, &s.label, started.elapsed());
+                    picked
+                })
                 .await?;
             let Some((pool, limit, consumed)) = picked.chosen else {
                 let names = picked.names;
@@ -160,6 +170,7 @@ impl SchedulerManager {
                         .map_err(handler_error);
                 }
                 Ok(Err(used)) => {
+                    crate::metrics::db_refused();
                     warn!(volume_id = %spec.volume_id, %pool, used_gb = used, "database capacity check refused the pool; trying the next");
                     self.revert(consumed).await?;
                     refusals.push(format!(
