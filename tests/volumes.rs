@@ -58,6 +58,37 @@ fn volume_is_created_listed_shown_and_deleted() {
     );
     assert_eq!(status, 400, "a bad limit is a bad request");
 
+    // Extend: through the scheduler's chain (operation extend), then the driver.
+    let action = format!("{}/volumes/{id}/action", cloud.api);
+    let (status, body) = http("POST", &action, Some(json!({"os-extend": {"new_size": 1}})));
+    assert_eq!(status, 400, "not larger: {body}");
+    let (status, body) = http("POST", &action, Some(json!({"os-extend": {"new_size": 2}})));
+    assert_eq!(status, 202, "{body}");
+    let v = cloud.settle_extend(&id);
+    assert_eq!(
+        (v["status"].as_str(), v["size"].as_i64()),
+        (Some("available"), Some(2)),
+        "{v}"
+    );
+    assert_eq!(file_size(&file), Some(2 << 30), "the file grew to 2 GiB");
+    let (status, _) = http(
+        "POST",
+        &action,
+        Some(json!({"os-extend": {"new_size": 5_000_000}})),
+    );
+    assert_eq!(status, 202, "accepted, then refused by the scheduler");
+    let v = cloud.settle_extend(&id);
+    assert_eq!(
+        (v["status"].as_str(), v["size"].as_i64()),
+        (Some("available"), Some(2)),
+        "{v}"
+    );
+    let m = cloud.messages(&id).join("\n");
+    assert!(
+        m.contains("cannot grow the volume to 5000000 GB (CapacityFilter:"),
+        "{m}"
+    );
+
     let (status, body) = http("DELETE", &format!("{}/volumes/{id}", cloud.api), None);
     assert_eq!(status, 202, "{body}");
     let started = Instant::now();

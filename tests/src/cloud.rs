@@ -121,6 +121,22 @@ impl Cloud {
         }
     }
 
+    /// Wait until the volume leaves `extending`; its view.
+    pub fn settle_extend(&self, id: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let (_, body) = self.show(id);
+            if body["volume"]["status"] != "extending" {
+                return body["volume"].clone();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "volume {id} stuck extending"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// User messages about `id`, read from the database.
     pub fn messages(&self, id: &str) -> Vec<String> {
         let url = format!(

@@ -7,6 +7,7 @@ mod error;
 mod plugins;
 mod services;
 mod versions;
+mod volume_actions;
 mod volumes;
 
 use std::sync::Mutex;
@@ -50,6 +51,7 @@ fn v3_routes() -> Router<AppState> {
         .route("/volumes", get(volumes::list).post(volumes::create))
         .route("/volumes/detail", get(volumes::detail))
         .route("/volumes/{id}", get(volumes::show).delete(volumes::delete))
+        .route("/volumes/{id}/action", post(volume_actions::action))
         .route(
             "/kiln-plugins",
             get(plugins::list)

@@ -276,6 +276,19 @@ impl Db {
         Ok(())
     }
 
+    /// The driver grew the volume: record the size, make it available.
+    pub async fn volume_extended(&self, id: &str, new_size: i64) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE volumes SET size = $1, status = 'available', updated_at = $2 WHERE id = $3 AND NOT deleted",
+        )
+        .bind(new_size)
+        .bind(now())
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
     /// Forget the placement of a volume about to be rescheduled.
     pub async fn volume_unplace(&self, id: &str) -> Result<(), DbError> {
         sqlx::query("UPDATE volumes SET host = NULL, updated_at = $1 WHERE id = $2")

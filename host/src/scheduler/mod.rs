@@ -5,6 +5,7 @@
 //! whole polling interval.
 
 pub mod chains;
+pub mod extend;
 mod filter_scheduler;
 pub mod host_manager;
 pub mod hot_swap;
@@ -30,8 +31,8 @@ use pools::PoolIndex;
 pub const BINARY: &str = "kiln-scheduler";
 pub const TOPIC: &str = "scheduler";
 /// The scheduler RPC API this build serves. 3.0: update_service_capabilities, get_pools;
-/// 3.1: create_volume; 3.2: activate_chain, validate_chain, dry_run.
-pub const RPC_VERSION: Version = Version::new(3, 2);
+/// 3.1: create_volume; 3.2: activate_chain, validate_chain, dry_run; 3.3: extend_volume.
+pub const RPC_VERSION: Version = Version::new(3, 3);
 
 /// A volume service's stats, fanned out to every scheduler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +91,17 @@ impl SchedulerApi {
     ) -> Result<(), RpcError> {
         self.client
             .cast(ctx, None, "create_volume", Version::new(3, 1), args)
+            .await
+    }
+
+    /// Check that a volume's pool can take its growth, then have its service extend it.
+    pub async fn extend_volume(
+        &self,
+        ctx: &RequestContext,
+        args: &extend::ExtendArgs,
+    ) -> Result<(), RpcError> {
+        self.client
+            .cast(ctx, None, "extend_volume", Version::new(3, 3), args)
             .await
     }
 
@@ -281,6 +293,11 @@ impl Manager for SchedulerManager {
         d.register("create_volume", move |ctx, args: placement::CreateArgs| {
             let me = me.clone();
             async move { me.schedule_create(&ctx, args).await }
+        });
+        let me = self.clone();
+        d.register("extend_volume", move |ctx, args: extend::ExtendArgs| {
+            let me = me.clone();
+            async move { me.schedule_extend(&ctx, args).await }
         });
         let me = self.clone();
         d.register("activate_chain", move |_ctx, _args: serde_json::Value| {

@@ -121,6 +121,37 @@ impl VolumeManager {
             .map_err(handler_error)
     }
 
+    /// Grow a volume the scheduler accepted the growth of.
+    pub(crate) async fn extend_volume(
+        &self,
+        ctx: &RequestContext,
+        args: crate::scheduler::extend::ExtendArgs,
+    ) -> Result<(), RemoteError> {
+        let id = &args.request_spec.volume_id;
+        let new_size = args.request_spec.new_size.unwrap_or(args.request_spec.size);
+        let row = match self.rt.db.volume_get(id).await {
+            Ok(row) => row,
+            Err(crate::db::DbError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(handler_error(e)),
+        };
+        let volume = volume_ref(&row)?;
+        match self.driver.extend_volume(&volume, new_size).await {
+            Ok(()) => {
+                self.rt
+                    .db
+                    .volume_extended(id, new_size as i64)
+                    .await
+                    .map_err(handler_error)?;
+                info!(volume_id = %id, new_size, "volume extended");
+                Ok(())
+            }
+            Err(e) => {
+                self.fail(ctx, &row, "error_extending", "003", &e.to_string())
+                    .await
+            }
+        }
+    }
+
     /// Delete a volume from the backend, then from the database.
     pub(crate) async fn delete_volume(
         &self,

@@ -20,8 +20,8 @@ use crate::service::{Manager, PeriodicTask, Runtime, ServiceSpec};
 pub const BINARY: &str = "kiln-volume";
 pub const TOPIC: &str = "volume";
 /// The volume RPC API this build serves. 3.0: publish_service_capabilities; 3.1:
-/// create_volume, delete_volume.
-pub const RPC_VERSION: Version = Version::new(3, 1);
+/// create_volume, delete_volume; 3.2: extend_volume.
+pub const RPC_VERSION: Version = Version::new(3, 2);
 
 /// Client side of the volume RPC API, used by the scheduler and the API service.
 #[derive(Clone)]
@@ -65,6 +65,24 @@ impl VolumeApi {
                 Some(backend),
                 "create_volume",
                 Version::new(3, 1),
+                args,
+            )
+            .await
+    }
+
+    /// Grow a volume on `backend` (`host@backend`) after the scheduler accepted it.
+    pub async fn extend_volume(
+        &self,
+        ctx: &RequestContext,
+        backend: &str,
+        args: &scheduler::extend::ExtendArgs,
+    ) -> Result<(), RpcError> {
+        self.client
+            .cast(
+                ctx,
+                Some(backend),
+                "extend_volume",
+                Version::new(3, 2),
                 args,
             )
             .await
@@ -173,6 +191,14 @@ impl Manager for VolumeManager {
             move |ctx, args: scheduler::placement::CreateArgs| {
                 let me = me.clone();
                 async move { me.create_volume(&ctx, args).await }
+            },
+        );
+        let me = self.clone();
+        d.register(
+            "extend_volume",
+            move |ctx, args: scheduler::extend::ExtendArgs| {
+                let me = me.clone();
+                async move { me.extend_volume(&ctx, args).await }
             },
         );
         let me = self.clone();

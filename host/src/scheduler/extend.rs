@@ -1,0 +1,120 @@
+//! `extend_volume` on the scheduler: an extend goes through the live chain with operation
+//! `extend` and the new size, over the one pool the volume lives on (Cinder's
+//! `extend_volume` backend check). If the pool can take the growth it is consumed in memory
+//! and checked in the database like a placement, then the volume service grows the volume;
+//! otherwise the volume returns to `available` with a message saying why.
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::placement::{self, RequestSpec, RetryInfo};
+use super::SchedulerManager;
+use crate::db::messages::NewMessage;
+use crate::plugins::Explain;
+use crate::rpc::{RemoteError, RequestContext};
+
+/// Arguments of `extend_volume`, scheduler and volume side alike.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExtendArgs {
+    pub request_spec: RequestSpec,
+    /// `host@backend#pool` of the volume.
+    pub pool: String,
+}
+
+fn handler_error(e: impl std::fmt::Display) -> RemoteError {
+    RemoteError::new("HandlerError", e.to_string())
+}
+
+impl SchedulerManager {
+    pub(crate) async fn schedule_extend(
+        &self,
+        ctx: &RequestContext,
+        args: ExtendArgs,
+    ) -> Result<(), RemoteError> {
+        let spec = args.request_spec.clone();
+        let new_size = spec.new_size.unwrap_or(spec.size);
+        let growth = new_size.saturating_sub(spec.size);
+        let request = placement::to_request(&spec, &RetryInfo::default(), Default::default());
+        let pool = args.pool.clone();
+        let (spec_c, pool_c) = (spec.clone(), pool.clone());
+        let outcome = self
+            .with_state(move |s| {
+                let Some(id) = s.index.id(&pool_c) else {
+                    return Err(format!(
+                        "pool {pool_c} is not reporting; try again when its volume service is up"
+                    ));
+                };
+                let d = s.chain.decide_with(&request, &[id], Explain::IfNoneLeft);
+                if d.best().is_none() {
+                    let why = d
+                        .removed
+                        .iter()
+                        .map(|r| {
+                            format!(
+                                "{}: {}",
+                                r.filter,
+                                r.reason.as_deref().unwrap_or("rejected")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    return Err(format!(
+                        "pool {pool_c} cannot grow the volume to {new_size} GB ({why})"
+                    ));
+                }
+                let limit = placement::pool_limit(s.chain.table(), id, &spec_c);
+                if let Some((delta, _)) = s.index.consume(s.chain.table(), id, growth) {
+                    s.chain.apply(&[delta]);
+                }
+                Ok(limit)
+            })
+            .await?;
+        let refusal = match outcome {
+            Ok(limit) => match self
+                .rt
+                .db
+                .volume_place(&spec.volume_id, &pool, new_size as i64, limit)
+                .await
+                .map_err(handler_error)?
+            {
+                Ok(()) => None,
+                Err(used) => Some(format!(
+                    "pool {pool} has {used} GB placed; {new_size} GB more would exceed its limit of {} GB",
+                    limit.capacity_gb.unwrap_or_default()
+                )),
+            },
+            Err(why) => Some(why),
+        };
+        if let Some(why) = refusal {
+            warn!(volume_id = %spec.volume_id, reason = %why, "extend refused");
+            self.rt
+                .db
+                .volume_set_status(&spec.volume_id, "available")
+                .await
+                .map_err(handler_error)?;
+            self.rt
+                .db
+                .message_create(&NewMessage {
+                    project_id: &spec.project_id,
+                    request_id: &ctx.request_id,
+                    resource_type: "VOLUME",
+                    resource_uuid: &spec.volume_id,
+                    action_id: "007",
+                    detail_id: "002",
+                    detail: &why,
+                })
+                .await
+                .map_err(handler_error)?;
+            return Ok(());
+        }
+        info!(volume_id = %spec.volume_id, %pool, new_size, "extend accepted");
+        let backend = pool
+            .split_once('#')
+            .map_or(pool.as_str(), |(b, _)| b)
+            .to_string();
+        self.volume
+            .extend_volume(ctx, &backend, &args)
+            .await
+            .map_err(handler_error)
+    }
+}
