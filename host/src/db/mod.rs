@@ -7,7 +7,11 @@
 //! queue in-process instead of fighting over the file lock. Reads use a separate pool.
 //! PostgreSQL uses one pool for both.
 
+pub mod qos;
+pub mod quotas;
 pub mod services;
+pub mod types;
+pub mod user_messages;
 
 use std::time::Duration;
 
