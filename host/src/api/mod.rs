@@ -2,10 +2,18 @@
 //! (bind at `init_host`, serve after start, drain on stop), the router, and the request-id
 //! and access-log middleware; each resource lives in its own submodule.
 
+mod catalog;
 mod context;
 mod error;
+mod extensions;
+mod limits;
+mod messages;
+mod qos;
+mod quotas;
 mod services;
+mod types;
 mod versions;
+mod zones;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -43,6 +51,7 @@ fn v3_routes() -> Router<AppState> {
         .route("/os-services", get(services::list))
         .route("/os-services/{action}", put(services::update))
         .route("/scheduler-stats/get_pools", get(services::get_pools))
+        .merge(catalog::routes())
 }
 
 pub fn router(state: AppState) -> Router {
