@@ -19,6 +19,10 @@ pub enum ApiError {
     Internal(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    OverLimit(String),
 }
 
 impl ApiError {
@@ -30,6 +34,8 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "itemNotFound"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "computeFault"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "serviceUnavailable"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflictingRequest"),
+            ApiError::OverLimit(_) => (StatusCode::PAYLOAD_TOO_LARGE, "overLimit"),
         }
     }
 }

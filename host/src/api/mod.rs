@@ -2,13 +2,21 @@
 //! (bind at `init_host`, serve after start, drain on stop), the router, and the request-id
 //! and access-log middleware; each resource lives in its own submodule.
 
+mod catalog;
 mod context;
 mod error;
+mod extensions;
+mod limits;
+mod messages;
 mod plugins;
+mod qos;
+mod quotas;
 mod services;
+mod types;
 mod versions;
 mod volume_actions;
 mod volumes;
+mod zones;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -68,6 +76,7 @@ fn v3_routes() -> Router<AppState> {
             post(plugins::activate_chain),
         )
         .route("/kiln-scheduler/dry-run", post(plugins::dry_run))
+        .merge(catalog::routes())
 }
 
 pub fn router(state: AppState) -> Router {

@@ -9,7 +9,11 @@
 
 pub mod messages;
 pub mod plugins;
+pub mod qos;
+pub mod quotas;
 pub mod services;
+pub mod types;
+pub mod user_messages;
 pub mod volumes;
 
 use std::time::Duration;

@@ -1,0 +1,475 @@
+//! Quotas: limits (`quotas` per project, `quota_classes` per class, the class `default`
+//! overriding the built-in defaults like Cinder's `use_default_quota_class`), usage
+//! (`quota_usages`: `in_use` + `reserved`) and reservations (`reservations`).
+//!
+//! The enforcement protocol the volume code follows, as in Cinder:
+//! [`Db::quota_reserve`] checks and reserves (one transaction), then on success of the work
+//! [`Db::quota_commit`] moves the reservation into `in_use`, or [`Db::quota_rollback`]
+//! drops it; deleting a resource calls [`Db::quota_release`]. Commit and rollback delete the
+//! reservation rows first and apply only what they deleted, so they are idempotent and a
+//! commit racing a rollback applies once. Two API processes are safe: on PostgreSQL the
+//! usage rows are locked with `SELECT … FOR UPDATE` (in resource order, so no deadlock); on
+//! SQLite the transaction's first statement is a write, so it holds the database write lock
+//! before it reads anything.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::{Any, Row, Transaction};
+
+use super::{format_time, now, Db, DbError, Engine};
+
+/// Resources and Cinder's default limits (`-1`: unlimited).
+pub const RESOURCES: [(&str, i64); 7] = [
+    ("volumes", 10),
+    ("snapshots", 10),
+    ("gigabytes", 1000),
+    ("backups", 10),
+    ("backup_gigabytes", 1000),
+    ("per_volume_gigabytes", -1),
+    ("groups", 10),
+];
+
+/// `per_volume_gigabytes` limits one resource's size; it has no usage.
+pub const PER_VOLUME: &str = "per_volume_gigabytes";
+
+/// The quota class whose limits replace the built-in defaults.
+pub const DEFAULT_CLASS: &str = "default";
+
+/// How long an uncommitted reservation lives (Cinder's `reservation_expire`).
+pub const RESERVATION_EXPIRE: time::Duration = time::Duration::days(1);
+
+pub fn is_resource(name: &str) -> bool {
+    RESOURCES.iter().any(|(r, _)| *r == name)
+}
+
+/// One resource of a project: its limit and usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QuotaUsage {
+    pub limit: i64,
+    pub in_use: i64,
+    pub reserved: i64,
+}
+
+/// What [`Db::quota_reserve`] holds until commit or rollback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub project_id: String,
+    pub items: Vec<ReservationItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationItem {
+    pub id: String,
+    pub resource: String,
+    pub delta: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuotaError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("Unknown quota resources {0}.")]
+    UnknownResource(String),
+    /// `used` is in use plus reserved, before this request.
+    #[error("{}", over_limit_message(resource, *requested, *used, *limit))]
+    OverLimit {
+        resource: String,
+        requested: i64,
+        used: i64,
+        limit: i64,
+    },
+}
+
+impl QuotaError {
+    /// The name of the Cinder exception this error corresponds to.
+    pub fn cinder_exception(&self) -> &'static str {
+        match self {
+            QuotaError::OverLimit { resource, .. } => match resource.as_str() {
+                "gigabytes" => "VolumeSizeExceedsAvailableQuota",
+                "backup_gigabytes" => "VolumeBackupSizeExceedsAvailableQuota",
+                PER_VOLUME => "VolumeSizeExceedsLimit",
+                "volumes" => "VolumeLimitExceeded",
+                "snapshots" => "SnapshotLimitExceeded",
+                "backups" => "BackupLimitExceeded",
+                "groups" => "GroupLimitExceeded",
+                _ => "OverQuota",
+            },
+            QuotaError::UnknownResource(_) => "QuotaResourceUnknown",
+            QuotaError::Db(_) => "DBError",
+        }
+    }
+}
+
+/// Cinder's messages for the exceptions above.
+fn over_limit_message(resource: &str, requested: i64, used: i64, limit: i64) -> String {
+    match resource {
+        "gigabytes" => format!("Requested volume or snapshot exceeds allowed gigabytes quota. Requested {requested}G, quota is {limit}G and {used}G has been consumed."),
+        "backup_gigabytes" => format!("Requested backup exceeds allowed Backup gigabytes quota. Requested {requested}G, quota is {limit}G and {used}G has been consumed."),
+        PER_VOLUME => format!("Requested volume size {requested}G is larger than maximum allowed limit {limit}G."),
+        "volumes" => format!("Maximum number of volumes allowed ({limit}) exceeded for quota 'volumes'."),
+        "snapshots" => format!("Maximum number of snapshots allowed ({limit}) exceeded"),
+        "backups" => format!("Maximum number of backups allowed ({limit}) exceeded"),
+        "groups" => format!("Maximum number of groups allowed ({limit}) exceeded"),
+        other => format!("Quota exceeded for resources: ['{other}']"),
+    }
+}
+
+async fn class_limits<'e, E>(ex: E, class: &str) -> Result<BTreeMap<String, i64>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let rows = sqlx::query("SELECT resource, hard_limit FROM quota_classes WHERE class_name = $1")
+        .bind(class)
+        .fetch_all(ex)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+async fn project_limits<'e, E>(ex: E, project: &str) -> Result<BTreeMap<String, i64>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let rows = sqlx::query("SELECT resource, hard_limit FROM quotas WHERE project_id = $1")
+        .bind(project)
+        .fetch_all(ex)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+/// Built-in defaults overlaid with `overrides`, for known resources only.
+fn overlay(
+    base: &BTreeMap<String, i64>,
+    overrides: &BTreeMap<String, i64>,
+) -> BTreeMap<String, i64> {
+    base.iter()
+        .map(|(k, v)| (k.clone(), overrides.get(k).copied().unwrap_or(*v)))
+        .collect()
+}
+
+fn builtin() -> BTreeMap<String, i64> {
+    RESOURCES.iter().map(|(r, v)| (r.to_string(), *v)).collect()
+}
+
+async fn upsert_limits(
+    tx: &mut Transaction<'_, Any>,
+    table: &str,
+    key_col: &str,
+    key: &str,
+    limits: &BTreeMap<String, i64>,
+) -> Result<(), sqlx::Error> {
+    let ts = now();
+    for (resource, limit) in limits {
+        sqlx::query(&format!(
+            "INSERT INTO {table} ({key_col}, resource, hard_limit, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT ({key_col}, resource) DO UPDATE SET hard_limit = excluded.hard_limit, updated_at = $4"
+        ))
+        .bind(key)
+        .bind(resource)
+        .bind(*limit)
+        .bind(&ts)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Drop the project's expired reservations (a crashed API never committed them).
+async fn expire_reservations(
+    tx: &mut Transaction<'_, Any>,
+    project: &str,
+) -> Result<(), sqlx::Error> {
+    let expired = sqlx::query("SELECT id FROM reservations WHERE project_id = $1 AND expire < $2")
+        .bind(project)
+        .bind(now())
+        .fetch_all(&mut **tx)
+        .await?;
+    for r in &expired {
+        let id: String = r.try_get(0)?;
+        unreserve(tx, &id, false).await?;
+    }
+    Ok(())
+}
+
+/// Delete reservation `id` and, when it was still there, move its delta out of `reserved`
+/// (and into `in_use` when `commit`). Returns whether it was applied.
+async fn unreserve(
+    tx: &mut Transaction<'_, Any>,
+    id: &str,
+    commit: bool,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT project_id, resource, delta FROM reservations WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else { return Ok(false) };
+    let done = sqlx::query("DELETE FROM reservations WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let (project, resource, delta): (String, String, i64) =
+        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    let held = delta.max(0); // only positive deltas were reserved
+    let in_use_delta = if commit { delta } else { 0 };
+    sqlx::query(
+        "UPDATE quota_usages SET \
+         reserved = CASE WHEN reserved - $1 < 0 THEN 0 ELSE reserved - $1 END, \
+         in_use = CASE WHEN in_use + $2 < 0 THEN 0 ELSE in_use + $2 END, updated_at = $3 \
+         WHERE project_id = $4 AND resource = $5",
+    )
+    .bind(held)
+    .bind(in_use_delta)
+    .bind(now())
+    .bind(&project)
+    .bind(&resource)
+    .execute(&mut **tx)
+    .await?;
+    Ok(true)
+}
+
+impl Db {
+    /// The default limits: built-in, overridden by the quota class `default`.
+    pub async fn quota_defaults(&self) -> Result<BTreeMap<String, i64>, DbError> {
+        Ok(overlay(
+            &builtin(),
+            &class_limits(self.reader(), DEFAULT_CLASS).await?,
+        ))
+    }
+
+    /// The limits of quota class `class` (the defaults where the class sets none).
+    pub async fn quota_class_get(&self, class: &str) -> Result<BTreeMap<String, i64>, DbError> {
+        let defaults = self.quota_defaults().await?;
+        Ok(overlay(
+            &defaults,
+            &class_limits(self.reader(), class).await?,
+        ))
+    }
+
+    pub async fn quota_class_update(
+        &self,
+        class: &str,
+        limits: &BTreeMap<String, i64>,
+    ) -> Result<(), DbError> {
+        let mut tx = self.writer().begin().await?;
+        upsert_limits(&mut tx, "quota_classes", "class_name", class, limits).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A project's limits (its own where set, else the defaults).
+    pub async fn quota_get(&self, project: &str) -> Result<BTreeMap<String, i64>, DbError> {
+        let defaults = self.quota_defaults().await?;
+        Ok(overlay(
+            &defaults,
+            &project_limits(self.reader(), project).await?,
+        ))
+    }
+
+    /// A project's limits with usage.
+    pub async fn quota_get_with_usage(
+        &self,
+        project: &str,
+    ) -> Result<BTreeMap<String, QuotaUsage>, DbError> {
+        let limits = self.quota_get(project).await?;
+        let rows = sqlx::query(
+            "SELECT resource, in_use, reserved FROM quota_usages WHERE project_id = $1",
+        )
+        .bind(project)
+        .fetch_all(self.reader())
+        .await?;
+        let mut usage: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for r in &rows {
+            usage.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
+        }
+        Ok(limits
+            .into_iter()
+            .map(|(k, limit)| {
+                let (in_use, reserved) = usage.get(&k).copied().unwrap_or((0, 0));
+                (
+                    k,
+                    QuotaUsage {
+                        limit,
+                        in_use,
+                        reserved,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    pub async fn quota_update(
+        &self,
+        project: &str,
+        limits: &BTreeMap<String, i64>,
+    ) -> Result<(), DbError> {
+        let mut tx = self.writer().begin().await?;
+        upsert_limits(&mut tx, "quotas", "project_id", project, limits).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forget a project's own limits: it is back on the defaults. Usage is kept.
+    pub async fn quota_destroy(&self, project: &str) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM quotas WHERE project_id = $1")
+            .bind(project)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// Check `deltas` against the project's limits and reserve them, atomically. A positive
+    /// delta fails when `in_use + reserved + delta` would pass a limit other than -1;
+    /// `per_volume_gigabytes` checks the delta itself (a size) and reserves nothing.
+    pub async fn quota_reserve(
+        &self,
+        project: &str,
+        deltas: &[(&str, i64)],
+    ) -> Result<Reservation, QuotaError> {
+        let mut sorted: Vec<(&str, i64)> = deltas.to_vec();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        if let Some((bad, _)) = sorted.iter().find(|(r, _)| !is_resource(r)) {
+            return Err(QuotaError::UnknownResource(format!("['{bad}']")));
+        }
+        let ts = now();
+        let mut tx = self.writer().begin().await.map_err(DbError::from)?;
+        // Writes first (SQLite: take the write lock before reading).
+        for (resource, _) in sorted.iter().filter(|(r, _)| *r != PER_VOLUME) {
+            sqlx::query("INSERT INTO quota_usages (project_id, resource, in_use, reserved, created_at) VALUES ($1, $2, 0, 0, $3) ON CONFLICT (project_id, resource) DO NOTHING")
+                .bind(project).bind(*resource).bind(&ts)
+                .execute(&mut *tx)
+                .await
+                .map_err(DbError::from)?;
+        }
+        expire_reservations(&mut tx, project)
+            .await
+            .map_err(DbError::from)?;
+        let lock = if self.engine() == Engine::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let defaults = overlay(
+            &builtin(),
+            &class_limits(&mut *tx, DEFAULT_CLASS)
+                .await
+                .map_err(DbError::from)?,
+        );
+        let limits = overlay(
+            &defaults,
+            &project_limits(&mut *tx, project)
+                .await
+                .map_err(DbError::from)?,
+        );
+        let mut items = Vec::new();
+        let expire = format_time(time::OffsetDateTime::now_utc() + RESERVATION_EXPIRE);
+        for (resource, delta) in &sorted {
+            let limit = limits[*resource];
+            if *resource == PER_VOLUME {
+                if limit >= 0 && *delta > limit {
+                    return Err(QuotaError::OverLimit {
+                        resource: PER_VOLUME.into(),
+                        requested: *delta,
+                        used: 0,
+                        limit,
+                    });
+                }
+                continue;
+            }
+            let row = sqlx::query(&format!("SELECT in_use, reserved FROM quota_usages WHERE project_id = $1 AND resource = $2{lock}"))
+                .bind(project).bind(*resource)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(DbError::from)?;
+            let (in_use, reserved): (i64, i64) = (
+                row.try_get(0).map_err(DbError::from)?,
+                row.try_get(1).map_err(DbError::from)?,
+            );
+            let used = in_use + reserved;
+            if limit >= 0 && *delta > 0 && used + delta > limit {
+                return Err(QuotaError::OverLimit {
+                    resource: resource.to_string(),
+                    requested: *delta,
+                    used,
+                    limit,
+                });
+            }
+            if *delta > 0 {
+                sqlx::query("UPDATE quota_usages SET reserved = reserved + $1, updated_at = $2 WHERE project_id = $3 AND resource = $4")
+                    .bind(*delta).bind(&ts).bind(project).bind(*resource)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(DbError::from)?;
+            }
+            let id = uuid::Uuid::new_v4().to_string();
+            sqlx::query("INSERT INTO reservations (id, project_id, resource, delta, expire, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(&id).bind(project).bind(*resource).bind(*delta).bind(&expire).bind(&ts)
+                .execute(&mut *tx)
+                .await
+                .map_err(DbError::from)?;
+            items.push(ReservationItem {
+                id,
+                resource: resource.to_string(),
+                delta: *delta,
+            });
+        }
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(Reservation {
+            project_id: project.to_string(),
+            items,
+        })
+    }
+
+    /// The work succeeded: move the reservation into `in_use`. Idempotent.
+    pub async fn quota_commit(&self, reservation: &Reservation) -> Result<(), DbError> {
+        self.finish(reservation, true).await
+    }
+
+    /// The work failed: drop the reservation. Idempotent.
+    pub async fn quota_rollback(&self, reservation: &Reservation) -> Result<(), DbError> {
+        self.finish(reservation, false).await
+    }
+
+    async fn finish(&self, reservation: &Reservation, commit: bool) -> Result<(), DbError> {
+        let mut tx = self.writer().begin().await?;
+        for item in &reservation.items {
+            unreserve(&mut tx, &item.id, commit).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A resource was deleted: subtract `amounts` (positive numbers, e.g.
+    /// `[("volumes", 1), ("gigabytes", 5)]`) from `in_use`, never below zero.
+    pub async fn quota_release(
+        &self,
+        project: &str,
+        amounts: &[(&str, i64)],
+    ) -> Result<(), QuotaError> {
+        if let Some((bad, _)) = amounts
+            .iter()
+            .find(|(r, _)| !is_resource(r) || *r == PER_VOLUME)
+        {
+            return Err(QuotaError::UnknownResource(format!("['{bad}']")));
+        }
+        let mut tx = self.writer().begin().await.map_err(DbError::from)?;
+        for (resource, amount) in amounts {
+            sqlx::query("UPDATE quota_usages SET in_use = CASE WHEN in_use - $1 < 0 THEN 0 ELSE in_use - $1 END, updated_at = $2 WHERE project_id = $3 AND resource = $4")
+                .bind(*amount).bind(now()).bind(project).bind(*resource)
+                .execute(&mut *tx)
+                .await
+                .map_err(DbError::from)?;
+        }
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,177 @@
+//! The real `openstack` CLI (python-openstackclient, noauth `admin_token`) against a real
+//! `kiln all-in-one`: `volume type create/list/show/set/delete`. Skipped only when pip cannot
+//! install the client (no network); set `OPENSTACK_CLI_VENV` to reuse a venv.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kiln_integration_tests::process::{self as p, Kiln};
+use serde_json::{json, Value};
+
+const PROJECT: &str = "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0";
+
+/// Wait until the API answers an authenticated request.
+async fn wait_ready(listen: &str, aio: &Kiln) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ok = reqwest::Client::new()
+            .get(format!("http://{listen}/v3/{PROJECT}/extensions"))
+            .header("X-Auth-Token", "admin:admin")
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "API not ready:\n{}",
+            aio.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn write_config(dir: &Path, db_url: &str, listen: &str) -> PathBuf {
+    let path = dir.join("kiln.toml");
+    std::fs::write(
+        &path,
+        format!("[database]\nurl = \"{db_url}\"\n[api]\nlisten = \"{listen}\"\n"),
+    )
+    .unwrap();
+    path
+}
+
+/// The `openstack` CLI from a venv: `OPENSTACK_CLI_VENV`, else a venv in the temp dir, created and
+/// filled with pip on first use. `None` when pip cannot install it (no network): skip.
+fn openstack_cli() -> Option<PathBuf> {
+    let venv = std::env::var("OPENSTACK_CLI_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir().join("kiln-osc-venv"));
+    let bin = venv.join("bin/openstack");
+    if bin.exists() {
+        return Some(bin);
+    }
+    let ok = std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success())
+        && std::process::Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "python-openstackclient"])
+            .status()
+            .is_ok_and(|s| s.success());
+    (ok && bin.exists()).then_some(bin)
+}
+
+fn osc(bin: &Path, listen: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(bin)
+        .args([
+            "--os-auth-type",
+            "admin_token",
+            "--os-token",
+            &format!("admin:{PROJECT}"),
+        ])
+        .args([
+            "--os-endpoint",
+            &format!("http://{listen}/v3/{PROJECT}"),
+            "--os-volume-api-version",
+            "3",
+        ])
+        .args(args)
+        .env_remove("OS_CLOUD")
+        .output()
+        .expect("run openstack");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `openstack volume type create/list/show/set/delete` with the real client (noauth token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openstack_cli_manages_volume_types() {
+    let Some(bin) = openstack_cli() else {
+        eprintln!("SKIPPED: pip could not install python-openstackclient");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", p::free_port());
+    let db_url = format!("sqlite://{}", dir.path().join("kiln.db").display());
+    let cfg = write_config(dir.path(), &db_url, &listen);
+    let aio = Kiln::start("aio", dir.path(), Some(&cfg), &["all-in-one"]);
+    wait_ready(&listen, &aio).await;
+    let l = listen.as_str();
+
+    let (ok, out) = osc(
+        &bin,
+        l,
+        &[
+            "volume",
+            "type",
+            "create",
+            "--description",
+            "fast disks",
+            "--property",
+            "volume_backend_name=file",
+            "-f",
+            "json",
+            "gold",
+        ],
+    );
+    assert!(ok, "{out}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (created["name"].as_str(), created["description"].as_str()),
+        (Some("gold"), Some("fast disks"))
+    );
+    let (ok, out) = osc(&bin, l, &["volume", "type", "create", "gold"]);
+    assert!(!ok && out.contains("409"), "a duplicate is refused: {out}");
+
+    let (ok, out) = osc(&bin, l, &["volume", "type", "list", "-f", "json"]);
+    assert!(ok, "{out}");
+    let list: Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["Name"].as_str())
+        .collect();
+    assert_eq!(names, ["__DEFAULT__", "gold"]);
+
+    let (ok, out) = osc(
+        &bin,
+        l,
+        &[
+            "volume",
+            "type",
+            "set",
+            "--property",
+            "tier=1",
+            "--description",
+            "faster",
+            "gold",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = osc(&bin, l, &["volume", "type", "show", "-f", "json", "gold"]);
+    assert!(ok, "{out}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["description"], "faster");
+    assert_eq!(
+        shown["properties"],
+        json!({"tier": "1", "volume_backend_name": "file"})
+    );
+
+    let (ok, out) = osc(&bin, l, &["volume", "type", "delete", "__DEFAULT__"]);
+    assert!(
+        !ok && out.contains("Default volume type can not be deleted"),
+        "{out}"
+    );
+    let (ok, out) = osc(&bin, l, &["volume", "type", "delete", "gold"]);
+    assert!(ok, "{out}");
+    let (ok, out) = osc(&bin, l, &["volume", "type", "show", "gold"]);
+    assert!(!ok, "deleted: {out}");
+}
