@@ -71,6 +71,13 @@ fn volume_is_created_listed_shown_and_deleted() {
         "{v}"
     );
     assert_eq!(file_size(&file), Some(2 << 30), "the file grew to 2 GiB");
+    // Lift the gigabytes quota so the request reaches the scheduler.
+    let (status, body) = http(
+        "PUT",
+        &format!("{}/os-quota-sets/demo", cloud.api),
+        Some(json!({"quota_set": {"gigabytes": -1, "per_volume_gigabytes": -1}})),
+    );
+    assert_eq!(status, 200, "{body}");
     let (status, _) = http(
         "POST",
         &action,
@@ -137,6 +144,13 @@ fn bad_requests_are_refused_and_nothing_is_created() {
 #[test]
 fn impossible_volume_ends_in_error_naming_filter_pool_and_reason() {
     let cloud = Cloud::start("host = \"node1\"\n");
+    // Lift the gigabytes quota so the request reaches the scheduler.
+    let (status, body) = http(
+        "PUT",
+        &format!("{}/os-quota-sets/demo", cloud.api),
+        Some(json!({"quota_set": {"gigabytes": -1, "per_volume_gigabytes": -1}})),
+    );
+    assert_eq!(status, 200, "{body}");
     let (status, body) = cloud.create(json!({"volume": {"size": 1_000_000}}));
     assert_eq!(status, 202, "{body}");
     let id = body["volume"]["id"].as_str().unwrap().to_string();
@@ -268,4 +282,69 @@ fn concurrent_placements_never_over_commit_a_pool_on_postgresql() {
         }
         assert_eq!(placed, 10, "exactly the pool's 10 GB were placed");
     });
+}
+
+#[test]
+fn volume_types_steer_placement_and_quotas_are_enforced() {
+    let cloud = Cloud::start("host = \"node1\"\n");
+    let root = cloud.api.clone();
+    // A type asking for a capability no pool has: CapabilitiesFilter explains.
+    let (status, body) = http(
+        "POST",
+        &format!("{root}/types"),
+        Some(json!({"volume_type": {"name": "nvme"}})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let type_id = body["volume_type"]["id"].as_str().unwrap().to_string();
+    let (status, body) = http(
+        "POST",
+        &format!("{root}/types/{type_id}/extra_specs"),
+        Some(json!({"extra_specs": {"storage_protocol": "NVMe"}})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = cloud.create(json!({"volume": {"size": 1, "volume_type": "nvme"}}));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["volume"]["volume_type"], "nvme");
+    let id = body["volume"]["id"].as_str().unwrap().to_string();
+    assert_eq!(cloud.settle(&id)["status"], "error");
+    let m = cloud.messages(&id).join("\n");
+    assert!(
+        m.contains("CapabilitiesFilter removed 1 pool (node1@file#"),
+        "{m}"
+    );
+    assert!(m.contains("storage_protocol"), "{m}");
+    let (status, _) = cloud.create(json!({"volume": {"size": 1, "volume_type": "nope"}}));
+    assert_eq!(status, 404, "an unknown type is not found");
+    // The default type when none is named.
+    let (_, body) = cloud.create(json!({"volume": {"size": 1}}));
+    assert_eq!(body["volume"]["volume_type"], "__DEFAULT__", "{body}");
+
+    // Quota: 2 volumes exist (one errored, one default) using 2 GB; cap gigabytes at 3.
+    let (status, body) = http(
+        "PUT",
+        &format!("{root}/os-quota-sets/demo"),
+        Some(json!({"quota_set": {"gigabytes": 3}})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = cloud.create(json!({"volume": {"size": 2}}));
+    assert_eq!(status, 413, "{body}");
+    let msg = body["overLimit"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("gigabytes"), "{msg}");
+    let (status, _) = cloud.create(json!({"volume": {"size": 1}}));
+    assert_eq!(status, 202, "1 GB still fits");
+    // Deleting the errored volume gives its gigabyte back.
+    let (status, _) = http("DELETE", &format!("{root}/volumes/{id}"), None);
+    assert_eq!(status, 202);
+    let started = Instant::now();
+    loop {
+        let (status, _) = cloud.create(json!({"volume": {"size": 1}}));
+        if status == 202 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the quota was never released"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

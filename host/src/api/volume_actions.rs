@@ -64,12 +64,31 @@ pub async fn action(
                     "Invalid volume: volume {id} is not placed on any backend."
                 )));
             };
+            // The growth counts against the gigabytes quota from now; released if refused.
+            let growth = new_size - row.size;
+            let reservation = st
+                .rt
+                .db
+                .quota_reserve(
+                    &row.project_id,
+                    &[("gigabytes", growth), ("per_volume_gigabytes", new_size)],
+                )
+                .await?;
+            st.rt.db.quota_commit(&reservation).await?;
+            let release = || async {
+                let _ = st
+                    .rt
+                    .db
+                    .quota_release(&row.project_id, &[("gigabytes", growth)])
+                    .await;
+            };
             if !st
                 .rt
                 .db
                 .volume_transition(id, &["available"], "extending")
                 .await?
             {
+                release().await;
                 return Err(ApiError::BadRequest(format!(
                     "Invalid volume: volume {id} changed status; try again."
                 )));
@@ -88,6 +107,7 @@ pub async fn action(
             };
             if let Err(e) = st.scheduler.extend_volume(&ctx, &args).await {
                 let _ = st.rt.db.volume_set_status(id, "available").await;
+                release().await;
                 return Err(e.into());
             }
             Ok(StatusCode::ACCEPTED)

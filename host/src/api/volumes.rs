@@ -115,7 +115,7 @@ pub fn detail_view(v: &VolumeRow, base: &str, admin: bool) -> Value {
         "availability_zone": v.availability_zone,
         "created_at": v.created_at,
         "updated_at": v.updated_at,
-        "volume_type": v.volume_type_id,
+        "volume_type": v.volume_type_name.clone().or_else(|| v.volume_type_id.clone()),
         "snapshot_id": v.snapshot_id,
         "source_volid": v.source_volid,
         "metadata": v.metadata,
@@ -212,10 +212,23 @@ pub async fn create(
             zones.join(", ")
         )));
     }
-    if v.get("volume_type").is_some_and(|t| !t.is_null()) {
-        return Err(bad(
-            "volume types are not supported yet by Kiln; omit 'volume_type'",
-        ));
+    let type_ref = opt_string(&v, "volume_type", 255)?;
+    let vtype = st
+        .rt
+        .db
+        .volume_type_resolve(type_ref.as_deref())
+        .await
+        .map_err(|_| {
+            ApiError::NotFound(format!(
+                "Volume type {} could not be found.",
+                type_ref.as_deref().unwrap_or("__DEFAULT__")
+            ))
+        })?;
+    if !ctx.is_admin && !st.rt.db.volume_type_accessible(&vtype, &project).await? {
+        return Err(ApiError::NotFound(format!(
+            "Volume type {} could not be found.",
+            vtype.name
+        )));
     }
     let multiattach = v
         .get("multiattach")
@@ -229,13 +242,33 @@ pub async fn create(
         display_description: description,
         size,
         availability_zone: zone.clone(),
-        volume_type_id: None,
+        volume_type_id: Some(vtype.id.clone()),
         snapshot_id: None,
         source_volid: source_volid.clone(),
         multiattach,
         metadata: metadata(&v)?,
     };
-    let row = st.rt.db.volume_create(&new).await?;
+    // Quota: reserved before the row exists, committed once it does, rolled back otherwise.
+    let reservation = st
+        .rt
+        .db
+        .quota_reserve(
+            &project,
+            &[
+                ("volumes", 1),
+                ("gigabytes", size),
+                ("per_volume_gigabytes", size),
+            ],
+        )
+        .await?;
+    let row = match st.rt.db.volume_create(&new).await {
+        Ok(row) => row,
+        Err(e) => {
+            let _ = st.rt.db.quota_rollback(&reservation).await;
+            return Err(e.into());
+        }
+    };
+    st.rt.db.quota_commit(&reservation).await?;
     let args = CreateArgs {
         request_spec: RequestSpec {
             volume_id: row.id.clone(),
@@ -247,6 +280,11 @@ pub async fn create(
             metadata: row.metadata.clone(),
             multiattach,
             source_volid,
+            volume_type: Some(crate::scheduler::placement::TypeSpec {
+                id: vtype.id.clone(),
+                name: vtype.name.clone(),
+                extra_specs: vtype.extra_specs.clone(),
+            }),
             ..Default::default()
         },
         retry: Default::default(),
@@ -452,7 +490,13 @@ pub async fn delete(
     }
     match row.host.as_deref() {
         // Never placed: nothing on any backend.
-        None => st.rt.db.volume_destroy(id).await?,
+        None => {
+            st.rt.db.volume_destroy(id).await?;
+            st.rt
+                .db
+                .quota_release(&row.project_id, &[("volumes", 1), ("gigabytes", row.size)])
+                .await?;
+        }
         Some(host) => {
             let backend = host.split_once('#').map_or(host, |(b, _)| b);
             st.volume.delete_volume(&ctx, backend, id).await?;

@@ -26,6 +26,8 @@ pub struct VolumeRow {
     /// `host@backend#pool` once placed.
     pub host: Option<String>,
     pub volume_type_id: Option<String>,
+    /// The type's name (joined), shown by the API.
+    pub volume_type_name: Option<String>,
     pub snapshot_id: Option<String>,
     pub source_volid: Option<String>,
     pub bootable: bool,
@@ -40,9 +42,10 @@ pub struct VolumeRow {
 }
 
 const COLUMNS: &str = "id, project_id, user_id, display_name, display_description, size, status, \
-    attach_status, migration_status, availability_zone, host, volume_type_id, snapshot_id, \
-    source_volid, bootable, multiattach, encrypted, provider_location, provider_auth, created_at, \
-    updated_at, launched_at";
+    attach_status, migration_status, availability_zone, host, volume_type_id, \
+    (SELECT t.name FROM volume_types t WHERE t.id = volumes.volume_type_id) AS volume_type_name, \
+    snapshot_id, source_volid, bootable, multiattach, encrypted, provider_location, provider_auth, \
+    created_at, updated_at, launched_at";
 
 fn from_row(r: &AnyRow) -> Result<VolumeRow, sqlx::Error> {
     Ok(VolumeRow {
@@ -58,6 +61,7 @@ fn from_row(r: &AnyRow) -> Result<VolumeRow, sqlx::Error> {
         availability_zone: r.try_get("availability_zone")?,
         host: r.try_get("host")?,
         volume_type_id: r.try_get("volume_type_id")?,
+        volume_type_name: r.try_get("volume_type_name")?,
         snapshot_id: r.try_get("snapshot_id")?,
         source_volid: r.try_get("source_volid")?,
         bootable: get_flag(r, "bootable")?,

@@ -89,6 +89,11 @@ impl SchedulerManager {
             warn!(volume_id = %spec.volume_id, reason = %why, "extend refused");
             self.rt
                 .db
+                .quota_release(&spec.project_id, &[("gigabytes", growth as i64)])
+                .await
+                .map_err(handler_error)?;
+            self.rt
+                .db
                 .volume_set_status(&spec.volume_id, "available")
                 .await
                 .map_err(handler_error)?;

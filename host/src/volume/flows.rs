@@ -146,6 +146,12 @@ impl VolumeManager {
                 Ok(())
             }
             Err(e) => {
+                let growth = new_size as i64 - row.size;
+                self.rt
+                    .db
+                    .quota_release(&row.project_id, &[("gigabytes", growth)])
+                    .await
+                    .map_err(handler_error)?;
                 self.fail(ctx, &row, "error_extending", "003", &e.to_string())
                     .await
             }
@@ -181,6 +187,11 @@ impl VolumeManager {
         self.rt
             .db
             .volume_destroy(&row.id)
+            .await
+            .map_err(handler_error)?;
+        self.rt
+            .db
+            .quota_release(&row.project_id, &[("volumes", 1), ("gigabytes", row.size)])
             .await
             .map_err(handler_error)?;
         info!(volume_id = %row.id, host = %self.host, "volume deleted");
