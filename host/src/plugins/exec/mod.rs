@@ -356,12 +356,10 @@ mod tests {
              [[grant]]\nprogram = \"/usr/bin/cat\"\n",
             "/",
         );
-        std::env::set_var("KILN_LEAK", "1");
         let mut c = cmd("/usr/bin/env", &[]);
         c.env = vec![("KILN_X".into(), "y".into())];
         let out = e.run(c).await.unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(!text.contains("KILN_LEAK"), "{text}");
         assert!(text.len() == 16 && out.truncated, "{text}");
         let mut c = cmd("/usr/bin/env", &[]);
         c.env = vec![("KILN_X".into(), "y".into())];
@@ -370,6 +368,7 @@ mod tests {
             "/",
         );
         let text = String::from_utf8(e2.run(c).await.unwrap().stdout).unwrap();
+        // Nothing of the test process's environment (HOME, CARGO_*, ...) reaches the command.
         let mut lines: Vec<&str> = text.lines().collect();
         lines.sort();
         assert_eq!(lines, ["KILN_X=y", "LC_ALL=C", &format!("PATH={PATH}")]);
