@@ -541,6 +541,9 @@ mod tests {
         all.backends.get_mut("file").unwrap().availability_zone = Some("x".into());
         all.backends.get_mut("file").unwrap().path = Some("x".into());
         all.backends.get_mut("file").unwrap().volumes_dir = Some("x".into());
+        all.backends.get_mut("file").unwrap().plugin = Some("x".into());
+        all.backends.get_mut("file").unwrap().plugin_manifest = Some("x".into());
+        all.backends.get_mut("file").unwrap().plugin_exec_allow = Some(vec![]);
         let mut default_keys = vec![];
         keys(&toml::Value::try_from(&all).unwrap(), "", &mut default_keys);
         for k in default_keys {

@@ -29,15 +29,27 @@
 //! README beside this crate, or `scripts/build-plugins`). A weigher is the same with
 //! [`Weigher`], `features = ["weigher"]` and [`export_weigher!`].
 //!
+//! A volume driver implements [`VolumeDriver`] with `features = ["driver"]` and
+//! [`export_driver!`]; it runs commands only through [`exec::run`] (granted by the manifest
+//! beside its component) and exports through [`target`].
+//!
 //! Without a world feature the crate is plain Rust (types, [`PoolTable`], traits), which is
 //! how the host runs the same plugin logic natively for comparison.
 
 #[cfg(any(feature = "filter", feature = "weigher"))]
 #[doc(hidden)]
 pub mod bindings;
+pub mod driver;
+#[cfg(feature = "driver")]
+#[doc(hidden)]
+pub mod driver_bindings;
 mod table;
 mod types;
 
+pub use driver::{
+    exec, target, BackendStats, ConnectionInfo, Connector, DriverError, ModelUpdate, PoolStats,
+    Snapshot, Volume, VolumeDriver,
+};
 pub use table::PoolTable;
 pub use types::*;
 
@@ -161,7 +173,9 @@ pub mod config {
         return crate::bindings::filter::kiln::plugin::config::get(key);
         #[cfg(all(feature = "weigher", not(feature = "filter")))]
         return crate::bindings::weigher::kiln::plugin::config::get(key);
-        #[cfg(not(any(feature = "filter", feature = "weigher")))]
+        #[cfg(all(feature = "driver", not(any(feature = "filter", feature = "weigher"))))]
+        return crate::driver_bindings::kiln::plugin::config::get(key);
+        #[cfg(not(any(feature = "filter", feature = "weigher", feature = "driver")))]
         {
             let _ = key;
             None
@@ -210,7 +224,19 @@ pub mod log {
             };
             l::log(level, message);
         }
-        #[cfg(not(any(feature = "filter", feature = "weigher")))]
+        #[cfg(all(feature = "driver", not(any(feature = "filter", feature = "weigher"))))]
+        {
+            use crate::driver_bindings::kiln::plugin::log as l;
+            let level = match level {
+                Level::Trace => l::Level::Trace,
+                Level::Debug => l::Level::Debug,
+                Level::Info => l::Level::Info,
+                Level::Warn => l::Level::Warn,
+                Level::Error => l::Level::Error,
+            };
+            l::log(level, message);
+        }
+        #[cfg(not(any(feature = "filter", feature = "weigher", feature = "driver")))]
         let _ = (level, message);
     }
 

@@ -1,6 +1,7 @@
 //! One backend's table (`[backends.NAME]`): which driver serves it, the LVM and iSCSI target
 //! settings, their defaults, and the rules `Config::validate` applies per backend.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -12,7 +13,8 @@ use super::{invalid, ConfigError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackendConfig {
-    /// Driver: `file` (sparse files under `path`) or `lvm` (logical volumes in `volume_group`).
+    /// Driver: `file` (sparse files under `path`), `lvm` (logical volumes in `volume_group`) or
+    /// `wasm` (a WebAssembly driver component named by `plugin`).
     pub driver: String,
     /// Reported as `volume_backend_name`; defaults to the backend's name.
     pub volume_backend_name: Option<String>,
@@ -46,6 +48,21 @@ pub struct BackendConfig {
     pub volumes_dir: Option<PathBuf>,
     /// Per-volume CHAP credentials on every export.
     pub use_chap_auth: bool,
+    /// WASM driver: a `.wasm` component path, or a builtin driver name (`qemu_img_driver`).
+    pub plugin: Option<String>,
+    /// WASM driver: the exec manifest; defaults to `<component>.toml` beside a path, the
+    /// shipped manifest for a builtin.
+    pub plugin_manifest: Option<PathBuf>,
+    /// WASM driver: the plugin's settings (its `config` interface; manifest roots may name
+    /// them).
+    pub plugin_config: BTreeMap<String, String>,
+    /// WASM driver: keep only the manifest's grants of these programs (narrowing only).
+    pub plugin_exec_allow: Option<Vec<String>>,
+    /// WASM driver: time one call may spend in the plugin's own code, in ms (commands it
+    /// runs are bounded by their manifest timeouts instead).
+    pub plugin_deadline_ms: u64,
+    /// WASM driver: memory cap of a plugin instance, in MiB.
+    pub plugin_memory_mib: u64,
 }
 
 impl Default for BackendConfig {
@@ -67,6 +84,12 @@ impl Default for BackendConfig {
             target_port: 3260,
             volumes_dir: None,
             use_chap_auth: true,
+            plugin: None,
+            plugin_manifest: None,
+            plugin_config: BTreeMap::new(),
+            plugin_exec_allow: None,
+            plugin_deadline_ms: 2000,
+            plugin_memory_mib: 64,
         }
     }
 }
@@ -74,11 +97,25 @@ impl Default for BackendConfig {
 impl BackendConfig {
     /// Rules of one backend table; `key` turns a field name into `backends.NAME.field`.
     pub(super) fn validate(&self, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
-        if !matches!(self.driver.as_str(), "file" | "lvm") {
+        if !matches!(self.driver.as_str(), "file" | "lvm" | "wasm") {
             return Err(invalid(
                 key("driver"),
-                format!("unknown driver `{}`; known: file, lvm", self.driver),
+                format!("unknown driver `{}`; known: file, lvm, wasm", self.driver),
             ));
+        }
+        if self.driver == "wasm" {
+            if self.plugin.as_deref().is_none_or(str::is_empty) {
+                return Err(invalid(
+                    key("plugin"),
+                    "driver = \"wasm\" needs the component: a .wasm path or a builtin name",
+                ));
+            }
+            if self.plugin_deadline_ms == 0 || self.plugin_memory_mib == 0 {
+                return Err(invalid(
+                    key("plugin_deadline_ms"),
+                    "plugin_deadline_ms and plugin_memory_mib must be positive",
+                ));
+            }
         }
         if !matches!(self.target_helper.as_str(), "none" | "tgtadm" | "lioadm") {
             return Err(invalid(
@@ -175,13 +212,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            msg.contains("backends.b.driver") && msg.contains("file, lvm"),
+            msg.contains("backends.b.driver") && msg.contains("file, lvm, wasm"),
             "{msg}"
         );
         let msg = load_str(&format!("{base}target_helper = \"iet\"\n"))
             .unwrap_err()
             .to_string();
         assert!(msg.contains("backends.b.target_helper"), "{msg}");
+        let msg = load_str(&format!("{base}driver = \"wasm\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("backends.b.plugin"), "{msg}");
+        let ok = load_str(&format!(
+            "{base}driver = \"wasm\"\nplugin = \"qemu_img_driver\"\n\
+             plugin_config = {{ root = \"/srv/vols\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.backends["b"].plugin_config["root"], "/srv/vols");
         let msg = load_str(&format!("{base}driver = \"lvm\"\nlvm_type = \"fat\"\n"))
             .unwrap_err()
             .to_string();

@@ -1,6 +1,6 @@
 //! Volume drivers: the native [`VolumeDriver`] trait (the Rust mirror of the WIT `driver`
 //! interface), the records it works on, its errors, and [`build`], which picks the configured
-//! driver (`file`, `lvm`) with its iSCSI target helper. A volume service owns one driver.
+//! driver (`file`, `lvm`, or a WebAssembly component with `wasm`) with its iSCSI target helper. A volume service owns one driver.
 
 pub mod copy;
 pub mod exec;
@@ -25,7 +25,9 @@ pub enum DriverError {
         what: String,
         source: std::io::Error,
     },
-    #[error("backend {backend}: unknown driver `{driver}`; set `driver` to `file` or `lvm`")]
+    #[error(
+        "backend {backend}: unknown driver `{driver}`; set `driver` to `file`, `lvm` or `wasm`"
+    )]
     UnknownDriver { backend: String, driver: String },
     #[error("backend {backend}: {what} is not supported by this driver")]
     NotSupported { backend: String, what: String },
@@ -315,6 +317,9 @@ pub fn build_with_runner(
             runner,
             target,
         ))),
+        "wasm" => Ok(Box::new(crate::plugins::driver::WasmDriver::from_config(
+            config, backend, settings, target,
+        )?)),
         other => Err(DriverError::UnknownDriver {
             backend: backend.to_string(),
             driver: other.to_string(),

@@ -1,6 +1,6 @@
 //! The default plugins, built from `plugins/` by `scripts/build-plugins` into `plugins/dist/`
 //! (committed, and checked for staleness in CI) and embedded here, so `kiln all-in-one` needs no
-//! WebAssembly toolchain.
+//! WebAssembly toolchain. Volume drivers come with their exec manifests.
 
 use super::PluginKind;
 
@@ -37,6 +37,27 @@ pub static BUILTINS: &[Builtin] = &[
     builtin!("goodness_weigher", Weigher),
     builtin!("chance_weigher", Weigher),
 ];
+
+/// A volume-driver component embedded in the binary, with its exec manifest.
+pub struct BuiltinDriver {
+    /// File stem in `plugins/dist/`, e.g. `qemu_img_driver`; the `plugin` value naming it.
+    pub file: &'static str,
+    pub bytes: &'static [u8],
+    /// The manifest shipped beside it (`<file>.toml`).
+    pub manifest: &'static str,
+}
+
+/// Every builtin volume driver.
+pub static DRIVERS: &[BuiltinDriver] = &[BuiltinDriver {
+    file: "qemu_img_driver",
+    bytes: include_bytes!("../../../plugins/dist/qemu_img_driver.wasm"),
+    manifest: include_str!("../../../plugins/dist/qemu_img_driver.toml"),
+}];
+
+/// The builtin driver with file stem `file`.
+pub fn driver(file: &str) -> Option<&'static BuiltinDriver> {
+    DRIVERS.iter().find(|d| d.file == file)
+}
 
 /// The builtin with file stem `file`.
 pub fn get(file: &str) -> Option<&'static Builtin> {

@@ -138,7 +138,8 @@ pub struct PluginInstance {
     bound: Bound,
 }
 
-fn ticks(d: Duration) -> u64 {
+/// Epoch ticks for a deadline of `d` (at least one tick, plus one for the tick in progress).
+pub(crate) fn ticks(d: Duration) -> u64 {
     (d.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1
 }
 

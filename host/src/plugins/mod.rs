@@ -1,6 +1,7 @@
 //! The WebAssembly plugin runtime (DESIGN.md §6): scheduler filters and weighers are
 //! components of the `kiln:plugin` WIT package (`wit/kiln-plugin.wit`), run by wasmtime with
-//! no ambient authority — no WASI at all, only the `log` and `config` imports.
+//! no ambient authority — no WASI at all, only the `log` and `config` imports (and for
+//! volume drivers `exec` and `target`, both mediated by the host).
 //!
 //! - [`engine`]: the process's one `Engine` (pooling allocator, epoch ticker) and the
 //!   content-addressed cache of precompiled components.
@@ -9,12 +10,17 @@
 //!   in sync by deltas, runs a request through them, and replaces failed instances.
 //! - [`builtin`]: the default plugins, embedded in the binary.
 //! - [`bindings`]: the host side of the WIT contract.
+//! - [`driver`]: third-party volume drivers (`volume-driver` world) behind the native
+//!   `VolumeDriver` trait, one instance per call.
+//! - [`exec`]: the deny-by-default `exec` import of drivers: manifests, matcher, runner, audit.
 
 pub mod bindings;
 pub mod builtin;
 
 pub mod chain;
+pub mod driver;
 pub mod engine;
+pub mod exec;
 pub mod instance;
 
 use std::sync::atomic::{AtomicU64, Ordering};

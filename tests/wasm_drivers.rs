@@ -1,0 +1,370 @@
+//! Third-party volume drivers as WebAssembly components: the example qemu-img driver (built
+//! into `plugins/dist/`, embedded as a builtin) through the same conformance suite as the
+//! native file driver, wired through `drivers::build`; and a hostile driver (built from
+//! `plugins/hostile/exec-driver` by this test) whose every attack on the exec sandbox is
+//! denied, audited and counted, fails the operation with a clear error, and runs nothing —
+//! a sentinel file proves it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use kiln::config::{BackendConfig, Config};
+use kiln::drivers::{self, DriverError, VolumeDriver, VolumeRef};
+use kiln::plugins::driver::WasmDriver;
+use kiln::plugins::exec::manifest::Manifest;
+use kiln::plugins::exec::Decision;
+use kiln_integration_tests::driver_suite;
+
+fn wasm_backend(plugin: &str, settings: &[(&str, &str)]) -> BackendConfig {
+    BackendConfig {
+        driver: "wasm".into(),
+        plugin: Some(plugin.into()),
+        plugin_config: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qemu_img_driver_passes_the_suite() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("images");
+    std::fs::create_dir(&root)?;
+    let settings = wasm_backend(
+        "qemu_img_driver",
+        &[("root", root.to_str().unwrap()), ("capacity_gb", "50")],
+    );
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let driver = drivers::build(&config, "qemu", &settings)?;
+    driver_suite::run(driver.as_ref(), &|v: &VolumeRef| root.join(&v.name)).await?;
+    let left: Vec<_> = std::fs::read_dir(&root)?.collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+
+    // Stats come from qemu-img info of each volume.
+    let a = VolumeRef::new(uuid::Uuid::new_v4(), 3);
+    driver.create_volume(&a).await?;
+    driver.create_volume(&a).await?; // redelivered: same image, no error
+    let stats = driver.get_volume_stats().await?;
+    let pool = &stats.pools[0];
+    assert_eq!(pool.total_volumes, 1);
+    assert_eq!(pool.allocated_capacity_gb, 3.0);
+    assert_eq!(pool.total_capacity_gb, drivers::Capacity::Gb(50.0));
+    assert_eq!(pool.free_capacity_gb, drivers::Capacity::Gb(47.0));
+    // No target helper configured: the export fails saying so.
+    let err = driver
+        .create_export(&a, &Default::default())
+        .await
+        .expect_err("no target helper");
+    assert!(matches!(err, DriverError::NotSupported { .. }), "{err}");
+    assert!(err.to_string().contains("target_helper"), "{err}");
+    driver.delete_volume(&a).await?;
+    assert!(!root.join(&a.name).exists());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_root_or_setting_is_a_clear_error() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let missing = dir.path().join("nope");
+    let settings = wasm_backend("qemu_img_driver", &[("root", missing.to_str().unwrap())]);
+    let driver = drivers::build(&Config::default(), "qemu", &settings)?;
+    let err = driver.do_setup().await.expect_err("root does not exist");
+    assert!(
+        err.to_string().contains("not readable") && err.to_string().contains("create it"),
+        "{err}"
+    );
+    // The manifest's root is the `root` setting: without it the driver cannot be built.
+    let err = drivers::build(
+        &Config::default(),
+        "qemu",
+        &wasm_backend("qemu_img_driver", &[]),
+    )
+    .err()
+    .expect("no root setting");
+    assert!(err.to_string().contains("`root`"), "{err}");
+    // Narrowing the manifest removes grants: without rm, delete is denied.
+    let root = dir.path().join("images");
+    std::fs::create_dir(&root)?;
+    let mut narrowed = wasm_backend("qemu_img_driver", &[("root", root.to_str().unwrap())]);
+    narrowed.plugin_exec_allow = Some(vec!["/usr/bin/qemu-img".into(), "/usr/bin/ls".into()]);
+    let driver = drivers::build(&Config::default(), "qemu", &narrowed)?;
+    let v = VolumeRef::new(uuid::Uuid::new_v4(), 1);
+    driver.create_volume(&v).await?;
+    let err = driver.delete_volume(&v).await.expect_err("rm not granted");
+    assert!(
+        matches!(&err, DriverError::ExecDenied { message, .. } if message.contains("/usr/bin/rm")),
+        "{err}"
+    );
+    assert!(root.join(&v.name).exists());
+    Ok(())
+}
+
+/// Build the hostile plugins once per test binary.
+fn hostile_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = std::env::temp_dir().join(format!("kiln-hostile-drv-{}", std::process::id()));
+        let status = std::process::Command::new(root.join("scripts/build-plugins"))
+            .arg("--hostile")
+            .arg(&out)
+            .status()
+            .expect("run scripts/build-plugins");
+        assert!(status.success(), "building the hostile plugins failed");
+        out
+    })
+}
+
+struct Attack {
+    driver: WasmDriver,
+    root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The hostile driver with `attack`; `sentinel` is given relative to its root's parent.
+fn hostile(attack: &str, sentinel: impl Fn(&Path) -> PathBuf) -> Attack {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("scratch");
+    std::fs::create_dir(&root).unwrap();
+    let sentinel = sentinel(&root);
+    let wasm = hostile_dir().join("exec_driver.wasm");
+    let settings = wasm_backend(
+        wasm.to_str().unwrap(),
+        &[
+            ("root", root.to_str().unwrap()),
+            ("attack", attack),
+            ("sentinel", sentinel.to_str().unwrap()),
+        ],
+    );
+    let driver = WasmDriver::from_config(&Config::default(), "hostile", &settings, None)
+        .unwrap_or_else(|e| panic!("loading the hostile driver: {e}"));
+    Attack {
+        driver,
+        root,
+        _dir: dir,
+    }
+}
+
+/// Run `attack`: create_volume must fail with ExecDenied naming `reason`, the denial must be
+/// audited and counted, nothing granted, and `sentinel` must not exist.
+async fn denied(attack: &str, sentinel: impl Fn(&Path) -> PathBuf, program: &str, reason: &str) {
+    let a = hostile(attack, &sentinel);
+    let sentinel = sentinel(&a.root);
+    let _ = std::fs::remove_file(&sentinel);
+    let v = VolumeRef::new(uuid::Uuid::new_v4(), 1);
+    let err = a
+        .driver
+        .create_volume(&v)
+        .await
+        .expect_err("the attack must fail");
+    match &err {
+        DriverError::ExecDenied { backend, message } => {
+            assert_eq!(backend, "hostile");
+            assert!(message.contains("plugin exec_driver"), "{attack}: {err}");
+            assert!(message.contains(reason), "{attack}: {err}");
+        }
+        other => panic!("{attack}: expected ExecDenied, got {other:?}"),
+    }
+    let exec = a.driver.exec();
+    assert_eq!(exec.stats().denied.load(Ordering::Relaxed), 1, "{attack}");
+    assert_eq!(exec.stats().granted.load(Ordering::Relaxed), 0, "{attack}");
+    assert_eq!(exec.stats().failed.load(Ordering::Relaxed), 0, "{attack}");
+    let audit = exec.recent();
+    assert_eq!(audit.len(), 1, "{attack}: {audit:?}");
+    assert_eq!(audit[0].plugin, "exec_driver");
+    assert_eq!(audit[0].argv[0], program, "{attack}: {audit:?}");
+    assert!(
+        matches!(&audit[0].decision, Decision::Denied(r) if r.contains(reason)),
+        "{attack}: {audit:?}"
+    );
+    assert!(
+        !sentinel.exists(),
+        "{attack}: {} was created: an ungranted command ran",
+        sentinel.display()
+    );
+}
+
+fn outside(root: &Path) -> PathBuf {
+    root.parent().unwrap().join("sentinel")
+}
+
+fn inside(root: &Path) -> PathBuf {
+    root.join("sentinel")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_granted_command_runs() {
+    // The control: the hostile driver's one grant does work, so the denials below are the
+    // matcher's doing, not a broken set-up.
+    let a = hostile("none", inside);
+    a.driver
+        .create_volume(&VolumeRef::new(uuid::Uuid::new_v4(), 1))
+        .await
+        .unwrap();
+    assert!(inside(&a.root).exists());
+    assert_eq!(a.driver.exec().stats().granted.load(Ordering::Relaxed), 1);
+    assert_eq!(a.driver.exec().recent()[0].decision, Decision::Granted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shell_is_denied() {
+    denied(
+        "shell",
+        outside,
+        "/bin/sh",
+        "program `/bin/sh` is not granted",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ungranted_program_is_denied() {
+    denied(
+        "ungranted",
+        outside,
+        "/usr/bin/touch",
+        "program `/usr/bin/touch` is not granted",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_argument_outside_its_pattern_is_denied() {
+    denied(
+        "argument",
+        inside,
+        "/usr/bin/qemu-img",
+        "argument 4 `qcow2` is not `raw`",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_escaping_the_root_is_denied() {
+    denied(
+        "escape",
+        |root| root.join("..").join("sentinel"),
+        "/usr/bin/qemu-img",
+        "contains `..`",
+    )
+    .await;
+    denied("escape", outside, "/usr/bin/qemu-img", "is not under").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_out_of_the_root_is_denied() {
+    let link_to_parent = |root: &Path| {
+        let link = root.join("link");
+        if !link.exists() {
+            std::os::unix::fs::symlink(root.parent().unwrap(), &link).unwrap();
+        }
+        link.join("sentinel")
+    };
+    denied(
+        "escape",
+        link_to_parent,
+        "/usr/bin/qemu-img",
+        "through a symlink",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_environment_variable_not_granted_is_denied() {
+    denied(
+        "env",
+        inside,
+        "/usr/bin/qemu-img",
+        "environment variable `LD_PRELOAD` is not allowed",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporting_a_host_file_is_denied() {
+    // Checked before any target helper is asked (this backend has none).
+    denied(
+        "export",
+        |_| PathBuf::from("/etc/shadow"),
+        "target:export",
+        "is not under",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_driver_is_stopped_at_its_deadline() {
+    let mut a = hostile("spin", inside);
+    // A short deadline for the test.
+    let dir = a.root.clone();
+    let mut settings = wasm_backend(
+        hostile_dir().join("exec_driver.wasm").to_str().unwrap(),
+        &[("root", dir.to_str().unwrap()), ("attack", "spin")],
+    );
+    settings.plugin_deadline_ms = 100;
+    a.driver = WasmDriver::from_config(&Config::default(), "hostile", &settings, None).unwrap();
+    let started = Instant::now();
+    let err = a
+        .driver
+        .create_volume(&VolumeRef::new(uuid::Uuid::new_v4(), 1))
+        .await
+        .expect_err("spins");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&err, DriverError::Backend { message, .. }
+            if message.contains("create_volume") && message.contains("exec_driver")
+                && message.contains("100 ms deadline")),
+        "{err}"
+    );
+    assert_eq!(a.driver.stats().timeouts.load(Ordering::Relaxed), 1);
+    // The trapped instance is gone; the next call gets a fresh one.
+    a.driver
+        .delete_volume(&VolumeRef::new(uuid::Uuid::new_v4(), 1))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn the_shipped_manifest_grants_only_qemu_img_rm_and_ls() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("plugins/dist/qemu_img_driver.toml")).unwrap();
+    let config = BTreeMap::from([("root".to_string(), "/srv/images".to_string())]);
+    let m = Manifest::parse(&text, &config, "qemu_img_driver.toml").unwrap();
+    let mut programs: Vec<&str> = m.grants.iter().map(|g| g.program.as_str()).collect();
+    programs.dedup();
+    assert_eq!(
+        programs,
+        ["/usr/bin/qemu-img", "/usr/bin/rm", "/usr/bin/ls"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("plugins/qemu-img-driver/qemu_img_driver.toml")).unwrap(),
+        text,
+        "plugins/dist has a stale manifest: run scripts/build-plugins"
+    );
+}
+
+#[tokio::test]
+async fn builtin_driver_is_embedded() {
+    assert!(kiln::plugins::builtin::driver("qemu_img_driver").is_some());
+    let err = drivers::build(
+        &Config::default(),
+        "x",
+        &wasm_backend("no_such_driver", &[("root", "/tmp")]),
+    )
+    .err()
+    .expect("unknown builtin");
+    assert!(err.to_string().contains("qemu_img_driver"), "{err}");
+}
