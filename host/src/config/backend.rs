@@ -26,6 +26,10 @@ pub struct BackendConfig {
     pub reserved_percentage: u8,
     /// Thin provisioning: provisioned / total may reach this ratio.
     pub max_over_subscription_ratio: f64,
+    /// File driver: the pool's declared size in GiB, reported instead of the filesystem's
+    /// (free = declared − the volumes' apparent sizes): sparse files promise more than the
+    /// disk has, so an operator may size the pool by policy. Default: the filesystem's.
+    pub capacity_gb: Option<f64>,
     /// LVM driver: the volume group holding the volumes.
     pub volume_group: String,
     /// LVM driver: `default` (thick LVs) or `thin` (thin LVs in the pool `<volume_group>-pool`).
@@ -74,6 +78,7 @@ impl Default for BackendConfig {
             path: None,
             reserved_percentage: 0,
             max_over_subscription_ratio: 20.0,
+            capacity_gb: None,
             volume_group: "cinder-volumes".into(),
             lvm_type: "default".into(),
             lvm_mirrors: 0,
@@ -101,6 +106,15 @@ impl BackendConfig {
             return Err(invalid(
                 key("driver"),
                 format!("unknown driver `{}`; known: file, lvm, wasm", self.driver),
+            ));
+        }
+        if self
+            .capacity_gb
+            .is_some_and(|c| !(c.is_finite() && c > 0.0))
+        {
+            return Err(invalid(
+                key("capacity_gb"),
+                "must be a positive number of GiB",
             ));
         }
         if self.driver == "wasm" {

@@ -25,6 +25,8 @@ pub struct FileDriver {
     dir: PathBuf,
     reserved_percentage: u8,
     max_over_subscription_ratio: f64,
+    /// Declared pool size (GiB) instead of the filesystem's.
+    capacity_gb: Option<f64>,
     target: Option<Arc<dyn TargetHelper>>,
 }
 
@@ -42,6 +44,7 @@ impl FileDriver {
                 .unwrap_or_else(|| config.data_dir.join("volumes").join(backend)),
             reserved_percentage: settings.reserved_percentage,
             max_over_subscription_ratio: settings.max_over_subscription_ratio,
+            capacity_gb: settings.capacity_gb,
             target: None,
         }
     }
@@ -196,6 +199,13 @@ impl VolumeDriver for FileDriver {
             )
             .await?;
         let round = |b: u64| ((b as f64 / GIB) * 100.0).round() / 100.0;
+        let (total, free) = match self.capacity_gb {
+            Some(declared) => {
+                let declared = (declared * GIB) as u64;
+                (declared, declared.saturating_sub(provisioned))
+            }
+            None => (total, free),
+        };
         Ok(BackendStats {
             volume_backend_name: self.backend_name.clone(),
             vendor_name: "Open Source".into(),

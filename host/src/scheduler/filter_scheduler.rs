@@ -28,6 +28,8 @@ struct Picked {
         super::pools::Consumed,
     )>,
     names: Vec<(u32, String)>,
+    /// The chain that decided (its label).
+    chain: String,
 }
 
 fn handler_error(e: impl std::fmt::Display) -> RemoteError {
@@ -146,6 +148,7 @@ impl SchedulerManager {
                         &pool,
                         retry.num_attempts + 1,
                         &picked.decision,
+                        &picked.chain,
                     );
                     let backend = pool
                         .split_once('#')
@@ -278,5 +281,6 @@ fn pick(
         candidates: candidates.len(),
         chosen,
         names,
+        chain: s.label.clone(),
     }
 }

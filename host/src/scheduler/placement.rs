@@ -239,11 +239,18 @@ pub fn explain_no_valid_backend(
 }
 
 /// Log a placement.
-pub fn log_placement(spec: &RequestSpec, pool: &str, attempt: u32, decision: &Decision) {
+pub fn log_placement(
+    spec: &RequestSpec,
+    pool: &str,
+    attempt: u32,
+    decision: &Decision,
+    chain: &str,
+) {
     info!(
         volume_id = %spec.volume_id,
         pool,
         attempt,
+        chain,
         candidates_left = decision.weighed.len(),
         removed = decision.removed.len(),
         "volume placed"
