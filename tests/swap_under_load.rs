@@ -87,24 +87,46 @@ fn activated_at(k: &Kiln, name: &str) -> f64 {
     }
 }
 
-/// The chain of every "volume placed" line, and of every activation, in log order.
-fn placement_chains(text: &str) -> Vec<(bool, String)> {
-    text.lines()
-        .filter_map(|l| {
-            let activation = l.contains("scheduler chain active");
-            if !activation && !l.contains("volume placed") {
-                return None;
-            }
-            let name = if l.contains("prefer-small") {
-                "small"
-            } else if l.contains("prefer-big") {
-                "big"
-            } else {
-                "other"
-            };
-            Some((activation, name.to_string()))
-        })
-        .collect()
+/// A number after `key=` in a log line.
+fn field(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(&format!("{key}="))? + key.len() + 1..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn chain_of(line: &str) -> String {
+    if line.contains("prefer-small") {
+        "small"
+    } else if line.contains("prefer-big") {
+        "big"
+    } else {
+        "other"
+    }
+    .to_string()
+}
+
+/// (decision number, chain) pairs.
+type Numbered = Vec<(u64, String)>;
+
+/// Every placement's (decision number, chain) and every activation's (decisions made before
+/// it, chain), numbered by the scheduler itself, so the order log lines land in does not
+/// matter (a placement is logged after its database write, an activation inside the lock).
+fn placements_and_activations(text: &str) -> (Numbered, Numbered) {
+    let mut placed = Vec::new();
+    let mut activations = Vec::new();
+    for l in text.lines() {
+        if l.contains("scheduler chain active") {
+            activations.push((field(l, "after_decisions").unwrap_or(0), chain_of(l)));
+        } else if l.contains("volume placed") {
+            placed.push((
+                field(l, "decision").expect("placements are numbered"),
+                chain_of(l),
+            ));
+        }
+    }
+    (placed, activations)
 }
 
 #[test]
@@ -157,7 +179,7 @@ fn chain_swap_under_load_with_two_schedulers_loses_nothing() {
             (status, resp.json::<Value>().await.unwrap_or(Value::Null))
         }
     };
-    rt.block_on(async {
+    let small = rt.block_on(async {
         // Both schedulers hold both pools before the load starts.
         let started = Instant::now();
         loop {
@@ -209,6 +231,7 @@ fn chain_swap_under_load_with_two_schedulers_loses_nothing() {
         )
         .await;
         assert_eq!(s, 200, "{b}");
+        small
     });
     activated_at(&s1, "prefer-big");
     activated_at(&s2, "prefer-big");
@@ -235,10 +258,7 @@ fn chain_swap_under_load_with_two_schedulers_loses_nothing() {
             swap_sent = now_of_day();
             let (s, b) = rt.block_on(call(
                 reqwest::Method::POST,
-                format!(
-                    "{api}/kiln-chains/{}/activate",
-                    small_version(&rt, &call, &api)
-                ),
+                format!("{api}/kiln-chains/{small}/activate"),
                 None,
             ));
             assert_eq!(s, 200, "{b}");
@@ -335,43 +355,23 @@ fn chain_swap_under_load_with_two_schedulers_loses_nothing() {
             "{name} rolled back {:.3} s late",
             back - rollback_at
         );
-        // Placements follow the active chain, in log order.
-        let mut active = String::new();
-        let mut placed = 0;
-        for (activation, chain) in placement_chains(&text) {
-            if activation {
-                active = chain;
-            } else {
-                placed += 1;
-                assert_eq!(
-                    chain, active,
-                    "{name}: a placement by `{chain}` while `{active}` was active"
-                );
-            }
+        // Every placement was decided by the chain active at its decision.
+        let (placements, activations) = placements_and_activations(&text);
+        for (n, chain) in &placements {
+            let active = activations
+                .iter()
+                .rfind(|(after, _)| after < n)
+                .map(|(_, c)| c.clone())
+                .unwrap_or_default();
+            assert_eq!(
+                chain, &active,
+                "{name}: decision {n} by `{chain}` while `{active}` was active"
+            );
         }
+        let placed = placements.len();
         assert!(
             placed > 0,
             "{name} placed nothing: the two schedulers must share the load"
         );
     }
-}
-
-/// The version of the chain named prefer-small.
-fn small_version<F, Fut>(rt: &tokio::runtime::Runtime, call: &F, api: &str) -> i64
-where
-    F: Fn(reqwest::Method, String, Option<Value>) -> Fut,
-    Fut: std::future::Future<Output = (u16, Value)>,
-{
-    let (_, list) = rt.block_on(call(
-        reqwest::Method::GET,
-        format!("{api}/kiln-chains"),
-        None,
-    ));
-    list["chains"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "prefer-small")
-        .and_then(|c| c["version"].as_i64())
-        .unwrap()
 }

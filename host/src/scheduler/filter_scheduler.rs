@@ -28,8 +28,9 @@ struct Picked {
         super::pools::Consumed,
     )>,
     names: Vec<(u32, String)>,
-    /// The chain that decided (its label).
+    /// The chain that decided (its label), and the decision's number in this process.
     chain: String,
+    seq: u64,
 }
 
 fn handler_error(e: impl std::fmt::Display) -> RemoteError {
@@ -149,6 +150,7 @@ impl SchedulerManager {
                         retry.num_attempts + 1,
                         &picked.decision,
                         &picked.chain,
+                        picked.seq,
                     );
                     let backend = pool
                         .split_once('#')
@@ -264,6 +266,7 @@ fn pick(
     let decision = s
         .chain
         .decide_with(request, &candidates, Explain::IfNoneLeft);
+    s.decided += 1;
     let names = decision
         .removed
         .iter()
@@ -282,5 +285,6 @@ fn pick(
         chosen,
         names,
         chain: s.label.clone(),
+        seq: s.decided,
     }
 }

@@ -113,7 +113,7 @@ impl SchedulerManager {
         let label_c = label.clone();
         self.with_state(move |s| {
             let chain = chains::assemble(&loaded, s.chain.table())?;
-            info!(chain = %label_c, stages = ?chain.stage_names(), pools = chain.table().len(), "scheduler chain active");
+            info!(chain = %label_c, stages = ?chain.stage_names(), pools = chain.table().len(), after_decisions = s.decided, "scheduler chain active");
             s.chain = chain;
             s.spec = spec;
             s.label = label_c;

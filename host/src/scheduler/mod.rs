@@ -177,6 +177,9 @@ pub(crate) struct State {
     spec: chains::ChainSpec,
     /// "preset default", "v3 my-chain": what logs and dry runs call the live chain.
     label: String,
+    /// Decisions made so far by this process: logs number placements and activations with it,
+    /// so which chain decided what can be checked whatever order log lines land in.
+    decided: u64,
 }
 
 pub struct SchedulerManager {
@@ -207,6 +210,7 @@ impl SchedulerManager {
                 chain: Chain::default(),
                 spec,
                 label: "none yet".into(),
+                decided: 0,
             })),
             engine: OnceLock::new(),
             volume: volume::VolumeApi::new(rt),

@@ -245,12 +245,14 @@ pub fn log_placement(
     attempt: u32,
     decision: &Decision,
     chain: &str,
+    seq: u64,
 ) {
     info!(
         volume_id = %spec.volume_id,
         pool,
         attempt,
         chain,
+        decision = seq,
         candidates_left = decision.weighed.len(),
         removed = decision.removed.len(),
         "volume placed"
