@@ -7,7 +7,6 @@
 //! queue in-process instead of fighting over the file lock. Reads use a separate pool.
 //! PostgreSQL uses one pool for both.
 
-pub mod messages;
 pub mod plugins;
 pub mod qos;
 pub mod quotas;

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use super::placement::{self, RequestSpec, RetryInfo};
 use super::SchedulerManager;
-use crate::db::messages::NewMessage;
+use crate::db::user_messages::NewMessage;
 use crate::plugins::Explain;
 use crate::rpc::{RemoteError, RequestContext};
 
@@ -99,14 +99,14 @@ impl SchedulerManager {
                 .map_err(handler_error)?;
             self.rt
                 .db
-                .message_create(&NewMessage {
+                .user_message_create(&NewMessage {
                     project_id: &spec.project_id,
-                    request_id: &ctx.request_id,
-                    resource_type: "VOLUME",
-                    resource_uuid: &spec.volume_id,
+                    request_id: Some(&ctx.request_id),
+                    resource_type: Some("VOLUME"),
+                    resource_uuid: Some(&spec.volume_id),
                     action_id: "007",
                     detail_id: "002",
-                    detail: &why,
+                    detail: Some(&why),
                 })
                 .await
                 .map_err(handler_error)?;

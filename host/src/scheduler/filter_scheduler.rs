@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::placement::{self, ConsumedBy, CreateArgs, RetryInfo};
 use super::SchedulerManager;
-use crate::db::messages::NewMessage;
+use crate::db::user_messages::NewMessage;
 use crate::plugins::{Decision, Explain};
 use crate::rpc::{RemoteError, RequestContext};
 
@@ -229,14 +229,14 @@ impl SchedulerManager {
         }
         self.rt
             .db
-            .message_create(&NewMessage {
+            .user_message_create(&NewMessage {
                 project_id,
-                request_id: &ctx.request_id,
-                resource_type: "VOLUME",
-                resource_uuid: volume_id,
+                request_id: Some(&ctx.request_id),
+                resource_type: Some("VOLUME"),
+                resource_uuid: Some(volume_id),
                 action_id: "001",
                 detail_id: "002",
-                detail: why,
+                detail: Some(why),
             })
             .await
             .map_err(handler_error)?;

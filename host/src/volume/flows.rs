@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::VolumeManager;
-use crate::db::messages::NewMessage;
+use crate::db::user_messages::NewMessage;
 use crate::db::volumes::VolumeRow;
 use crate::drivers::{DriverError, VolumeRef};
 use crate::rpc::{RemoteError, RequestContext};
@@ -215,18 +215,18 @@ impl VolumeManager {
             .map_err(handler_error)?;
         self.rt
             .db
-            .message_create(&NewMessage {
+            .user_message_create(&NewMessage {
                 project_id: &row.project_id,
-                request_id: &ctx.request_id,
-                resource_type: "VOLUME",
-                resource_uuid: &row.id,
+                request_id: Some(&ctx.request_id),
+                resource_type: Some("VOLUME"),
+                resource_uuid: Some(&row.id),
                 action_id: if status == "error_deleting" {
                     "002"
                 } else {
                     "001"
                 },
                 detail_id,
-                detail: why,
+                detail: Some(why),
             })
             .await
             .map_err(handler_error)?;

@@ -30,9 +30,9 @@ wasmtime::component::bindgen!({
     },
 });
 
+pub use self::kiln::plugin::driver_types as wit;
+use self::kiln::plugin::{driver_types, exec, target};
 use crate::plugins::bindings::filter_world::kiln::plugin::{config, log};
-pub use kiln::plugin::driver_types as wit;
-use kiln::plugin::{driver_types, exec, target};
 
 /// The state of one driver call's store.
 pub struct DriverState {
