@@ -130,6 +130,38 @@ fn chains_are_validated_activated_everywhere_and_rolled_back() {
         "{v}"
     );
 
+    // Prometheus metrics count the decision and time every plugin's calls.
+    let origin = cloud.api.split("/v3").next().unwrap().to_string();
+    let text = block_on(async {
+        reqwest::get(format!("{origin}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        text.contains("kiln_scheduler_decisions_total{outcome=\"placed\"} 1"),
+        "{text}"
+    );
+    for plugin in [
+        "AvailabilityZoneFilter",
+        "CapacityFilter",
+        "CapabilitiesFilter",
+        "CapacityWeigher",
+    ] {
+        assert!(
+            text.contains(&format!(
+                "kiln_plugin_call_seconds_count{{plugin=\"{plugin}\"}}"
+            )),
+            "{plugin} calls are timed: {text}"
+        );
+    }
+    assert!(
+        text.contains("kiln_scheduler_decision_seconds_bucket{chain="),
+        "{text}"
+    );
+
     let t = activate(&cloud, big);
     switched_to(&cloud, "node1@a", t);
     // Rollback: back to the chain active before the current one.

@@ -57,6 +57,8 @@ pub struct LoadedPlugin {
     pub limits: Limits,
     pub config: BTreeMap<String, String>,
     pub stats: Arc<PluginStats>,
+    /// This plugin's call-latency histogram, looked up once (not per call).
+    call_seconds: prometheus::Histogram,
     engine: Arc<PluginEngine>,
     pre: Pre,
 }
@@ -99,6 +101,7 @@ impl LoadedPlugin {
             limits,
             config,
             stats: Arc::new(PluginStats::default()),
+            call_seconds: crate::metrics::plugin_call_histogram(label),
             engine: engine.clone(),
             pre,
         };
@@ -110,6 +113,7 @@ impl LoadedPlugin {
                 reason: format!("name `{name}` must be 1 to 64 characters"),
             });
         }
+        plugin.call_seconds = crate::metrics::plugin_call_histogram(&name);
         plugin.name = name;
         Ok(Arc::new(plugin))
     }
@@ -122,6 +126,7 @@ impl LoadedPlugin {
             limits: self.limits,
             config: self.config.clone(),
             stats: self.stats.clone(),
+            call_seconds: self.call_seconds.clone(),
             engine: self.engine.clone(),
             pre: match &self.pre {
                 Pre::Filter(p) => Pre::Filter(p.clone()),
@@ -193,7 +198,7 @@ impl PluginInstance {
         let stats = &self.plugin.stats;
         let took = started.elapsed();
         stats.record_call(took);
-        crate::metrics::plugin_call(&self.plugin.name, took);
+        self.plugin.call_seconds.observe(took.as_secs_f64());
         result.map_err(|e| {
             let plugin = self.plugin.name.clone();
             let err = if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
