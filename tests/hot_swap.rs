@@ -285,3 +285,72 @@ fn kiln_cli_drives_the_same_admin_api() {
     assert_ne!(code, 0);
     assert!(err.contains("404") && err.contains("999"), "{err}");
 }
+
+#[test]
+fn shadow_chain_reports_where_it_would_place_differently() {
+    let cloud = Cloud::start(TWO_BACKENDS);
+    let (status, body) = create_chain(&cloud, chain("prefer-small", -1.0));
+    assert_eq!(status, 201, "{body}");
+    let small = body["chain"]["version"].as_i64().unwrap();
+    let (status, body) = http(
+        "POST",
+        &format!("{}/kiln-chains/{small}/shadow", cloud.api),
+        None,
+    );
+    assert_eq!(status, 202, "{body}");
+    // Started by a fanout: wait until the scheduler runs it.
+    let started = Instant::now();
+    loop {
+        let (_, body) = http("GET", &format!("{}/kiln-chains/shadow", cloud.api), None);
+        if body["shadow"]["chain"]
+            .as_str()
+            .is_some_and(|c| c.contains("prefer-small"))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "shadow never started: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..3 {
+        let (_, body) = cloud.create(json!({"volume": {"size": 1}}));
+        let id = body["volume"]["id"].as_str().unwrap().to_string();
+        let v = cloud.settle(&id);
+        assert!(
+            v["os-vol-host-attr:host"]
+                .as_str()
+                .unwrap()
+                .starts_with("node1@a#"),
+            "the live chain (preset default) still places: {v}"
+        );
+    }
+    let (status, body) = http("GET", &format!("{}/kiln-chains/shadow", cloud.api), None);
+    assert_eq!(status, 200, "{body}");
+    let r = &body["shadow"];
+    assert_eq!(r["compared"], 3, "{r}");
+    assert_eq!(r["differing"], 3, "{r}");
+    let ex = &r["examples"][0];
+    assert!(ex["live"].as_str().unwrap().starts_with("node1@a#"), "{r}");
+    assert!(
+        ex["shadow"].as_str().unwrap().starts_with("node1@b#"),
+        "{r}"
+    );
+    assert!(r["chain"].as_str().unwrap().contains("prefer-small"), "{r}");
+
+    let (status, _) = http("DELETE", &format!("{}/kiln-chains/shadow", cloud.api), None);
+    assert_eq!(status, 202);
+    let started = Instant::now();
+    loop {
+        let (_, body) = http("GET", &format!("{}/kiln-chains/shadow", cloud.api), None);
+        if body["shadow"]["chain"].is_null() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "shadow never stopped: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

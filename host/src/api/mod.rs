@@ -72,6 +72,11 @@ fn v3_routes() -> Router<AppState> {
         )
         .route("/kiln-chains/rollback", post(plugins::rollback))
         .route(
+            "/kiln-chains/shadow",
+            get(plugins::shadow_report).delete(plugins::stop_shadow),
+        )
+        .route("/kiln-chains/{version}/shadow", post(plugins::start_shadow))
+        .route(
             "/kiln-chains/{version}/activate",
             post(plugins::activate_chain),
         )

@@ -289,3 +289,51 @@ pub async fn dry_run(
     let result = st.scheduler.dry_run(&ctx, &spec).await.map_err(from_rpc)?;
     Ok(Json(json!({ "dry_run": result })))
 }
+
+/// `POST /kiln-chains/{version}/shadow`: run chain `version` beside the live one on every
+/// scheduler, counting the placements where they would differ.
+pub async fn start_shadow(
+    State(st): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(params): Path<Vec<(String, String)>>,
+) -> Result<StatusCode, ApiError> {
+    admin(&ctx)?;
+    let raw = params
+        .iter()
+        .find(|(k, _)| k == "version")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    let version: i64 = raw.parse().map_err(|_| {
+        ApiError::BadRequest(format!("chain version must be a number, got `{raw}`"))
+    })?;
+    let row = st.rt.db.chain_get(version).await?;
+    let spec: ChainSpec = serde_json::from_str(&row.definition)
+        .map_err(|e| ApiError::Internal(format!("stored chain {version} is unreadable: {e}")))?;
+    st.scheduler
+        .validate_chain(&ctx, &spec)
+        .await
+        .map_err(from_rpc)?;
+    st.scheduler.shadow_chain(&ctx, Some(version)).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `DELETE /kiln-chains/shadow`: stop shadow mode everywhere.
+pub async fn stop_shadow(
+    State(st): State<AppState>,
+    Ctx(ctx): Ctx,
+) -> Result<StatusCode, ApiError> {
+    admin(&ctx)?;
+    st.scheduler.shadow_chain(&ctx, None).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `GET /kiln-chains/shadow`: one scheduler's report (each scheduler compares the placements
+/// it makes itself).
+pub async fn shadow_report(
+    State(st): State<AppState>,
+    Ctx(ctx): Ctx,
+) -> Result<Json<Value>, ApiError> {
+    admin(&ctx)?;
+    let report = st.scheduler.shadow_report(&ctx).await.map_err(from_rpc)?;
+    Ok(Json(json!({ "shadow": report })))
+}

@@ -64,7 +64,7 @@ impl SchedulerManager {
                 }
                 let limit = placement::pool_limit(s.chain.table(), id, &spec_c);
                 if let Some((delta, _)) = s.index.consume(s.chain.table(), id, growth) {
-                    s.chain.apply(&[delta]);
+                    s.apply(&[delta]);
                 }
                 Ok(limit)
             })

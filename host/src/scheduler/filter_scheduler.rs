@@ -52,7 +52,7 @@ impl SchedulerManager {
             if c.scheduler == self.instance {
                 self.with_state(move |s| {
                     if let Some(delta) = s.index.revert(s.chain.table(), &c.consumed) {
-                        s.chain.apply(&[delta]);
+                        s.apply(&[delta]);
                     }
                 })
                 .await?;
@@ -207,7 +207,7 @@ impl SchedulerManager {
     async fn revert(&self, consumed: super::pools::Consumed) -> Result<(), RemoteError> {
         self.with_state(move |s| {
             if let Some(delta) = s.index.revert(s.chain.table(), &consumed) {
-                s.chain.apply(&[delta]);
+                s.apply(&[delta]);
             }
         })
         .await
@@ -267,6 +267,15 @@ fn pick(
         .chain
         .decide_with(request, &candidates, Explain::IfNoneLeft);
     s.decided += 1;
+    if let Some(shadow) = &mut s.shadow {
+        let theirs = shadow
+            .chain
+            .decide_with(request, &candidates, Explain::IfNoneLeft);
+        let name = |id: u32| s.index.name(id).map(String::from);
+        let live = super::shadow::chosen(&decision, name);
+        let other = super::shadow::chosen(&theirs, name);
+        shadow.compare(&request.volume_id, live, other);
+    }
     let names = decision
         .removed
         .iter()
@@ -276,7 +285,7 @@ fn pick(
         let name = s.index.name(id)?.to_string();
         let limit = placement::pool_limit(s.chain.table(), id, spec);
         let (delta, consumed) = s.index.consume(s.chain.table(), id, spec.size)?;
-        s.chain.apply(&[delta]);
+        s.apply(&[delta]);
         Some((name, limit, consumed))
     });
     Picked {

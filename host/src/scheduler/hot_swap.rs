@@ -135,6 +135,33 @@ impl SchedulerManager {
         result
     }
 
+    /// Shadow mode: build chain `version` beside the live one (or stop with `None`).
+    pub(crate) async fn set_shadow(&self, version: Option<i64>) -> Result<(), RemoteError> {
+        let Some(version) = version else {
+            self.with_state(|s| s.shadow = None).await?;
+            info!("shadow chain stopped");
+            return Ok(());
+        };
+        let row = self.rt.db.chain_get(version).await.map_err(bad)?;
+        let spec: ChainSpec = serde_json::from_str(&row.definition).map_err(handler_error)?;
+        let engine = self.engine().map_err(handler_error)?;
+        let components = self.components(&spec).await.map_err(bad)?;
+        let loaded =
+            tokio::task::spawn_blocking(move || chains::load_all(&engine, &spec, &components))
+                .await
+                .map_err(handler_error)?
+                .map_err(bad)?;
+        let label = format!("v{version} {}", row.name);
+        self.with_state(move |s| {
+            let chain = chains::assemble(&loaded, s.chain.table())?;
+            info!(shadow = %label, "shadow chain running beside the live one");
+            s.shadow = Some(super::shadow::Shadow::new(label, chain));
+            Ok::<_, crate::plugins::PluginError>(())
+        })
+        .await?
+        .map_err(bad)
+    }
+
     /// Build `spec` beside the live chain and run a trial request through it.
     pub(crate) async fn validate_chain(&self, spec: ChainSpec) -> Result<Validation, RemoteError> {
         let engine = self.engine().map_err(handler_error)?;

@@ -11,6 +11,7 @@ pub mod host_manager;
 pub mod hot_swap;
 pub mod placement;
 pub mod pools;
+pub mod shadow;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -31,8 +32,15 @@ use pools::PoolIndex;
 pub const BINARY: &str = "kiln-scheduler";
 pub const TOPIC: &str = "scheduler";
 /// The scheduler RPC API this build serves. 3.0: update_service_capabilities, get_pools;
-/// 3.1: create_volume; 3.2: activate_chain, validate_chain, dry_run; 3.3: extend_volume.
-pub const RPC_VERSION: Version = Version::new(3, 3);
+/// 3.1: create_volume; 3.2: activate_chain, validate_chain, dry_run; 3.3: extend_volume;
+/// 3.4: shadow_chain, shadow_report.
+pub const RPC_VERSION: Version = Version::new(3, 4);
+
+/// Arguments of `shadow_chain`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShadowArgs {
+    pub version: Option<i64>,
+}
 
 /// A volume service's stats, fanned out to every scheduler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +110,38 @@ impl SchedulerApi {
     ) -> Result<(), RpcError> {
         self.client
             .cast(ctx, None, "extend_volume", Version::new(3, 3), args)
+            .await
+    }
+
+    /// Start (`Some(version)`) or stop (`None`) shadow mode on every scheduler.
+    pub async fn shadow_chain(
+        &self,
+        ctx: &RequestContext,
+        version: Option<i64>,
+    ) -> Result<(), RpcError> {
+        self.client
+            .fanout(
+                ctx,
+                "shadow_chain",
+                Version::new(3, 4),
+                ShadowArgs { version },
+            )
+            .await
+    }
+
+    /// One scheduler's shadow report.
+    pub async fn shadow_report(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<shadow::ShadowReport, RpcError> {
+        self.client
+            .call(
+                ctx,
+                None,
+                "shadow_report",
+                Version::new(3, 4),
+                serde_json::json!({}),
+            )
             .await
     }
 
@@ -180,6 +220,19 @@ pub(crate) struct State {
     /// Decisions made so far by this process: logs number placements and activations with it,
     /// so which chain decided what can be checked whatever order log lines land in.
     decided: u64,
+    /// A candidate chain decided beside the live one (shadow mode), if any.
+    shadow: Option<shadow::Shadow>,
+}
+
+impl State {
+    /// Apply pool changes to the live chain and the shadow.
+    fn apply(&mut self, deltas: &[kiln_plugin_sdk::PoolDelta]) -> Vec<crate::plugins::PluginError> {
+        let mut errors = self.chain.apply(deltas);
+        if let Some(shadow) = &mut self.shadow {
+            errors.extend(shadow.apply(deltas));
+        }
+        errors
+    }
 }
 
 pub struct SchedulerManager {
@@ -211,6 +264,7 @@ impl SchedulerManager {
                 spec,
                 label: "none yet".into(),
                 decided: 0,
+                shadow: None,
             })),
             engine: OnceLock::new(),
             volume: volume::VolumeApi::new(rt),
@@ -238,7 +292,7 @@ impl SchedulerManager {
                 return false;
             }
             let deltas = s.index.apply_report(&report);
-            for e in s.chain.apply(&deltas) {
+            for e in s.apply(&deltas) {
                 tracing::warn!(error = %e, "plugin failed to take a pool update; replaced");
             }
             true
@@ -302,6 +356,28 @@ impl Manager for SchedulerManager {
         d.register("extend_volume", move |ctx, args: extend::ExtendArgs| {
             let me = me.clone();
             async move { me.schedule_extend(&ctx, args).await }
+        });
+        let me = self.clone();
+        d.register("shadow_chain", move |_ctx, args: ShadowArgs| {
+            let me = me.clone();
+            async move { me.set_shadow(args.version).await }
+        });
+        let me = self.clone();
+        d.register("shadow_report", move |_ctx, _args: serde_json::Value| {
+            let me = me.clone();
+            async move {
+                let host = me.host.clone();
+                me.with_state(move |s| {
+                    let mut r = s
+                        .shadow
+                        .as_ref()
+                        .map(|sh| sh.report.clone())
+                        .unwrap_or_default();
+                    r.scheduler = host;
+                    r
+                })
+                .await
+            }
         });
         let me = self.clone();
         d.register("activate_chain", move |_ctx, _args: serde_json::Value| {
