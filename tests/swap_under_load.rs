@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use kiln_integration_tests::process::{self as p, has, Kiln};
 use serde_json::{json, Value};
 
-fn config(db_url: &str, ns: &str, listen: &str, vols: &Path, host: &str) -> String {
+fn config(db_url: &str, ns: &str, listen: &str, vols: &Path, host: &str, metrics: &str) -> String {
     format!(
         r#"host = "{host}"
 report_interval = 1
@@ -20,6 +20,8 @@ periodic_interval = 5
 periodic_fuzzy_delay = 0
 backend_stats_polling_interval = 1
 enabled_backends = ["a", "b"]
+[scheduler]
+metrics_listen = "{metrics}"
 [database]
 url = "{db_url}"
 max_connections = 20
@@ -142,8 +144,10 @@ fn chain_swap_under_load_with_two_schedulers_loses_nothing() {
     let vols = dir.path().join("vols");
     let c1 = dir.path().join("node1.toml");
     let c2 = dir.path().join("node2.toml");
-    std::fs::write(&c1, config(&db_url, &ns, &listen, &vols, "node1")).unwrap();
-    std::fs::write(&c2, config(&db_url, &ns, &listen, &vols, "node2")).unwrap();
+    let m1 = format!("127.0.0.1:{}", p::free_port());
+    let m2 = format!("127.0.0.1:{}", p::free_port());
+    std::fs::write(&c1, config(&db_url, &ns, &listen, &vols, "node1", &m1)).unwrap();
+    std::fs::write(&c2, config(&db_url, &ns, &listen, &vols, "node2", &m2)).unwrap();
     let (code, out, err) = p::kiln_run(dir.path(), Some(&c1), &["db", "sync"]);
     assert_eq!(code, 0, "{out}{err}");
     let _volume = Kiln::start("volume", dir.path(), Some(&c1), &["volume"]);
@@ -369,6 +373,25 @@ fn chain_swap_under_load_with_two_schedulers_loses_nothing() {
             );
         }
         let placed = placements.len();
+        // A standalone scheduler serves its own metrics.
+        let metrics = if name == "scheduler1" { &m1 } else { &m2 };
+        let text = rt.block_on(async {
+            reqwest::get(format!("http://{metrics}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        });
+        let counted: u64 = text
+            .lines()
+            .find(|l| l.starts_with("kiln_scheduler_decisions_total{outcome=\"placed\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0);
+        assert_eq!(
+            counted as usize, placed,
+            "{name}: /metrics counts its placements: {text}"
+        );
         assert!(
             placed > 0,
             "{name} placed nothing: the two schedulers must share the load"

@@ -126,6 +126,9 @@ pub struct SchedulerConfig {
     pub chain: String,
     /// Where precompiled plugin artifacts are cached; default `<data_dir>/plugin-cache`.
     pub plugin_cache_dir: Option<PathBuf>,
+    /// A standalone scheduler serves Prometheus `/metrics` on this IP:PORT when set (an
+    /// all-in-one's scheduler metrics are on the API's `/metrics` already).
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for SchedulerConfig {
@@ -134,6 +137,7 @@ impl Default for SchedulerConfig {
             max_attempts: 3,
             chain: "default".into(),
             plugin_cache_dir: None,
+            metrics_listen: None,
         }
     }
 }
@@ -280,6 +284,14 @@ impl Config {
                 "backend_stats_polling_interval",
                 "must be at least 1 second",
             ));
+        }
+        if let Some(addr) = &self.scheduler.metrics_listen {
+            if addr.parse::<SocketAddr>().is_err() {
+                return Err(invalid(
+                    "scheduler.metrics_listen",
+                    format!("`{addr}` is not an IP:PORT address"),
+                ));
+            }
         }
         if self.scheduler.max_attempts == 0 {
             return Err(invalid("scheduler.max_attempts", "must be at least 1"));

@@ -418,6 +418,27 @@ impl Manager for SchedulerManager {
     }
 
     async fn after_start(&self) -> Result<(), String> {
+        if let Some(addr) = self.rt.config().scheduler.metrics_listen.clone() {
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (scheduler.metrics_listen): {e}"))?;
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(|| async {
+                    (
+                        [("content-type", "text/plain; version=0.0.4")],
+                        crate::metrics::render(),
+                    )
+                }),
+            );
+            // Ends with the process: the listener holds no state worth draining.
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "scheduler metrics listener failed");
+                }
+            });
+            info!(%addr, "scheduler metrics on /metrics");
+        }
         self.rt
             .refresh_version_cap(self.volume.client(), volume::BINARY)
             .await
