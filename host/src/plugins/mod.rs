@@ -22,6 +22,7 @@ pub mod driver;
 pub mod engine;
 pub mod exec;
 pub mod instance;
+pub mod stage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
