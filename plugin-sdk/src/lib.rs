@@ -99,6 +99,31 @@ pub trait Weigher: 'static {
     }
 }
 
+/// `answer` over the candidates `table` holds, in candidate order. Every candidate is held
+/// unless the host's sync is broken; then each missing one gets `missing(id)` in its place (and
+/// a held one the answer fell short of gets `short()`), so positions stay aligned.
+fn per_candidate<T>(
+    table: &PoolTable,
+    candidates: &[u32],
+    answer: impl FnOnce(&[&Pool]) -> Vec<T>,
+    missing: impl Fn(u32) -> T,
+    short: impl Fn() -> T,
+) -> Vec<T> {
+    let (known, absent) = table.resolve(candidates);
+    let answers = answer(&known);
+    if absent.is_empty() {
+        return answers;
+    }
+    let mut it = answers.into_iter();
+    candidates
+        .iter()
+        .map(|id| match table.get(*id) {
+            Some(_) => it.next().unwrap_or_else(&short),
+            None => missing(*id),
+        })
+        .collect()
+}
+
 /// Run `filter` over `candidates` of `table` (what the exported `filter` function does).
 /// A candidate the table does not hold is rejected, saying so.
 pub fn run_filter<F: Filter>(
@@ -107,20 +132,13 @@ pub fn run_filter<F: Filter>(
     request: &Request,
     candidates: &[u32],
 ) -> Vec<Verdict> {
-    let (known, missing) = table.resolve(candidates);
-    if missing.is_empty() {
-        return filter.filter(request, &known);
-    }
-    // Slow path, only when the host's sync is broken: keep positions aligned.
-    let verdicts = filter.filter(request, &known);
-    let mut it = verdicts.into_iter();
-    candidates
-        .iter()
-        .map(|id| match table.get(*id) {
-            Some(_) => it.next().unwrap_or(Verdict::Pass),
-            None => Verdict::Reject(format!("pool {id} is unknown to {}", F::NAME)),
-        })
-        .collect()
+    per_candidate(
+        table,
+        candidates,
+        |known| filter.filter(request, known),
+        |id| Verdict::Reject(format!("pool {id} is unknown to {}", F::NAME)),
+        || Verdict::Pass,
+    )
 }
 
 /// Run `filter`'s reason-free hot path over `candidates` of `table` (the exported
@@ -131,16 +149,13 @@ pub fn run_accept<F: Filter>(
     request: &Request,
     candidates: &[u32],
 ) -> Vec<bool> {
-    let (known, missing) = table.resolve(candidates);
-    if missing.is_empty() {
-        return filter.accept(request, &known);
-    }
-    let accepted = filter.accept(request, &known);
-    let mut it = accepted.into_iter();
-    candidates
-        .iter()
-        .map(|id| table.get(*id).is_some() && it.next().unwrap_or(false))
-        .collect()
+    per_candidate(
+        table,
+        candidates,
+        |known| filter.accept(request, known),
+        |_| false,
+        || false,
+    )
 }
 
 /// Run `weigher` over `candidates` of `table`. A candidate the table does not hold weighs 0.
@@ -150,19 +165,13 @@ pub fn run_weigher<W: Weigher>(
     request: &Request,
     candidates: &[u32],
 ) -> Vec<f64> {
-    let (known, missing) = table.resolve(candidates);
-    if missing.is_empty() {
-        return weigher.weigh(request, &known);
-    }
-    let weights = weigher.weigh(request, &known);
-    let mut it = weights.into_iter();
-    candidates
-        .iter()
-        .map(|id| match table.get(*id) {
-            Some(_) => it.next().unwrap_or(0.0),
-            None => 0.0,
-        })
-        .collect()
+    per_candidate(
+        table,
+        candidates,
+        |known| weigher.weigh(request, known),
+        |_| 0.0,
+        || 0.0,
+    )
 }
 
 /// The plugin's settings from its chain definition (only inside a component).
