@@ -58,6 +58,10 @@ impl From<crate::db::DbError> for ApiError {
             crate::db::DbError::NotFound(what) => {
                 ApiError::NotFound(format!("{what} could not be found."))
             }
+            crate::db::DbError::List(e @ crate::db::listing::ListError::Marker(_)) => {
+                ApiError::NotFound(e.to_string())
+            }
+            crate::db::DbError::List(e) => ApiError::BadRequest(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

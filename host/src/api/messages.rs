@@ -24,7 +24,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Cinder's message_field actions.
-const ACTIONS: [(&str, &str); 7] = [
+const ACTIONS: [(&str, &str); 12] = [
     ("001", "schedule allocate volume"),
     ("002", "attach volume"),
     ("003", "copy volume to image"),
@@ -32,6 +32,11 @@ const ACTIONS: [(&str, &str); 7] = [
     ("005", "copy image to volume"),
     ("006", "unmanage volume"),
     ("007", "extend volume"),
+    ("008", "create volume from backend storage"),
+    ("009", "create snapshot"),
+    ("010", "delete snapshot"),
+    ("011", "update snapshot"),
+    ("012", "update snapshot metadata"),
 ];
 
 /// Cinder's message_field details.

@@ -2,16 +2,20 @@
 //! (bind at `init_host`, serve after start, drain on stop), the router, and the request-id
 //! and access-log middleware; each resource lives in its own submodule.
 
+mod attachments;
 mod catalog;
 mod context;
 mod error;
 mod extensions;
 mod limits;
+mod listing;
 mod messages;
+mod metadata;
 mod plugins;
 mod qos;
 mod quotas;
 mod services;
+mod snapshots;
 mod types;
 mod versions;
 mod volume_actions;
@@ -56,10 +60,11 @@ fn v3_routes() -> Router<AppState> {
         .route("/os-services", get(services::list))
         .route("/os-services/{action}", put(services::update))
         .route("/scheduler-stats/get_pools", get(services::get_pools))
-        .route("/volumes", get(volumes::list).post(volumes::create))
-        .route("/volumes/detail", get(volumes::detail))
-        .route("/volumes/{id}", get(volumes::show).delete(volumes::delete))
+        .merge(volumes::routes())
         .route("/volumes/{id}/action", post(volume_actions::action))
+        .merge(metadata::routes())
+        .merge(snapshots::routes())
+        .merge(attachments::routes())
         .route(
             "/kiln-plugins",
             get(plugins::list)

@@ -7,10 +7,14 @@
 //! queue in-process instead of fighting over the file lock. Reads use a separate pool.
 //! PostgreSQL uses one pool for both.
 
+pub mod attachments;
+pub mod listing;
+pub mod metadata;
 pub mod plugins;
 pub mod qos;
 pub mod quotas;
 pub mod services;
+pub mod snapshots;
 pub mod types;
 pub mod user_messages;
 pub mod volumes;
@@ -44,6 +48,8 @@ pub enum DbError {
     Query(#[from] sqlx::Error),
     #[error("{0} not found")]
     NotFound(String),
+    #[error(transparent)]
+    List(#[from] listing::ListError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

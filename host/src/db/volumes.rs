@@ -8,6 +8,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::listing::{ListQuery, SortKey, Table};
 use super::{get_flag, now, Db, DbError, Engine};
 
 /// One volume, with its metadata.
@@ -93,17 +94,67 @@ pub struct NewVolume {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// Listing options (Cinder's `limit`, `marker`, `sort`, filters).
-#[derive(Debug, Clone, Default)]
-pub struct VolumeQuery {
-    /// `None`: every project (admin `all_tenants`).
-    pub project_id: Option<String>,
-    pub name: Option<String>,
-    pub status: Option<String>,
-    pub limit: Option<i64>,
-    /// Only volumes created after this one (in the sort order: newest first).
-    pub marker: Option<String>,
-}
+/// How the API lists volumes (see [`super::listing`]).
+pub const TABLE: Table = Table {
+    name: "volumes",
+    columns: COLUMNS,
+    metadata: ("volume_metadata", "volume_id"),
+    sort_keys: &[
+        SortKey {
+            name: "id",
+            column: "id",
+        },
+        SortKey {
+            name: "name",
+            column: "COALESCE({t}.display_name, '')",
+        },
+        SortKey {
+            name: "status",
+            column: "status",
+        },
+        SortKey {
+            name: "size",
+            column: "size",
+        },
+        SortKey {
+            name: "availability_zone",
+            column: "availability_zone",
+        },
+        SortKey {
+            name: "created_at",
+            column: "created_at",
+        },
+        SortKey {
+            name: "updated_at",
+            column: "updated_at",
+        },
+        SortKey {
+            name: "bootable",
+            column: "bootable",
+        },
+        SortKey {
+            name: "volume_type",
+            column: "COALESCE({t}.volume_type_id, '')",
+        },
+        SortKey {
+            name: "user_id",
+            column: "user_id",
+        },
+        SortKey {
+            name: "project_id",
+            column: "project_id",
+        },
+    ],
+};
+
+/// The admin metadata of volumes (`readonly`, ...), read and written with the metadata
+/// functions; not listable.
+pub const ADMIN_METADATA: Table = Table {
+    name: "volumes",
+    columns: "id",
+    metadata: ("volume_admin_metadata", "volume_id"),
+    sort_keys: &[],
+};
 
 /// The pool-level limit a placement must respect (see [`Db::volume_place`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -160,63 +211,19 @@ impl Db {
         .await?
         .ok_or_else(|| DbError::NotFound(format!("Volume {id}")))?;
         let mut v = from_row(&row)?;
-        v.metadata = self.volume_metadata(id).await?;
+        v.metadata = self.metadata_get(&TABLE, id).await?;
         Ok(v)
     }
 
-    async fn volume_metadata(&self, id: &str) -> Result<BTreeMap<String, String>, DbError> {
-        let rows = sqlx::query("SELECT key, value FROM volume_metadata WHERE volume_id = $1")
-            .bind(id)
-            .fetch_all(self.reader())
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
-            .collect()
-    }
-
-    /// Volumes matching `q`, newest first.
-    pub async fn volume_list(&self, q: &VolumeQuery) -> Result<Vec<VolumeRow>, DbError> {
-        let mut sql = format!("SELECT {COLUMNS} FROM volumes WHERE NOT deleted");
-        let mut binds: Vec<String> = Vec::new();
-        let mut push = |sql: &mut String, clause: &str, value: &str| {
-            binds.push(value.to_string());
-            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
-        };
-        if let Some(p) = &q.project_id {
-            push(&mut sql, " AND project_id = ?", p);
+    /// Volumes matching `q` (newest first unless `q` sorts), with their metadata.
+    pub async fn volume_list(&self, q: &ListQuery) -> Result<Vec<VolumeRow>, DbError> {
+        let mut rows = self.list_rows(&TABLE, q, from_row).await?;
+        let ids: Vec<String> = rows.iter().map(|v| v.id.clone()).collect();
+        let mut metadata = self.metadata_of(&TABLE, &ids).await?;
+        for v in &mut rows {
+            v.metadata = metadata.remove(&v.id).unwrap_or_default();
         }
-        if let Some(n) = &q.name {
-            push(&mut sql, " AND display_name = ?", n);
-        }
-        if let Some(s) = &q.status {
-            push(&mut sql, " AND status = ?", s);
-        }
-        if let Some(m) = &q.marker {
-            let marker = self.volume_get(m).await?;
-            push(
-                &mut sql,
-                " AND (created_at < ? OR (created_at = ",
-                &marker.created_at,
-            );
-            push(&mut sql, "? AND id < ", &marker.created_at);
-            push(&mut sql, "?))", &marker.id);
-        }
-        sql.push_str(" ORDER BY created_at DESC, id DESC");
-        if let Some(limit) = q.limit {
-            sql.push_str(&format!(" LIMIT {}", limit.max(0)));
-        }
-        let mut query = sqlx::query(&sql);
-        for b in &binds {
-            query = query.bind(b);
-        }
-        let rows = query.fetch_all(self.reader()).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let mut v = from_row(r)?;
-            v.metadata = self.volume_metadata(&v.id).await?;
-            out.push(v);
-        }
-        Ok(out)
+        Ok(rows)
     }
 
     /// Set the status (and optionally more columns) of a volume.
@@ -274,6 +281,78 @@ impl Db {
         .bind(provider_location)
         .bind(provider_auth)
         .bind(&ts)
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Rename / redescribe a volume (`None` leaves a field as it is).
+    pub async fn volume_update(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE volumes SET display_name = COALESCE($1, display_name), \
+             display_description = COALESCE($2, display_description), updated_at = $3 \
+             WHERE id = $4 AND NOT deleted",
+        )
+        .bind(name)
+        .bind(description)
+        .bind(now())
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Record where the backend exported the volume and its credentials.
+    pub async fn volume_set_provider(
+        &self,
+        id: &str,
+        provider_location: Option<&str>,
+        provider_auth: Option<&str>,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE volumes SET provider_location = $1, provider_auth = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(provider_location)
+        .bind(provider_auth)
+        .bind(now())
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Set the `bootable` flag.
+    pub async fn volume_set_bootable(&self, id: &str, bootable: bool) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE volumes SET bootable = $1, updated_at = $2 WHERE id = $3 AND NOT deleted",
+        )
+        .bind(bootable)
+        .bind(now())
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Set status and attach status together (attach / detach bookkeeping).
+    pub async fn volume_set_attach_state(
+        &self,
+        id: &str,
+        status: &str,
+        attach_status: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE volumes SET status = $1, attach_status = $2, updated_at = $3 WHERE id = $4 AND NOT deleted",
+        )
+        .bind(status)
+        .bind(attach_status)
+        .bind(now())
         .bind(id)
         .execute(self.writer())
         .await?;
@@ -422,17 +501,17 @@ mod tests {
         assert_eq!(v.status, "creating");
         assert_eq!(v.metadata.get("k").map(String::as_str), Some("v"));
         db.volume_create(&new_volume("b", 2)).await.unwrap();
-        let all = db.volume_list(&VolumeQuery::default()).await.unwrap();
+        let all = db.volume_list(&ListQuery::default()).await.unwrap();
         assert_eq!(all.len(), 2);
         let page = db
-            .volume_list(&VolumeQuery {
+            .volume_list(&ListQuery {
                 limit: Some(1),
                 ..Default::default()
             })
             .await
             .unwrap();
         let rest = db
-            .volume_list(&VolumeQuery {
+            .volume_list(&ListQuery {
                 marker: Some(page[0].id.clone()),
                 ..Default::default()
             })

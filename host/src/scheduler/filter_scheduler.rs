@@ -71,8 +71,21 @@ impl SchedulerManager {
                 .await;
         }
         let mut active = self.active_backends().await?;
-        if let Some(src) = &spec.source_volid {
-            // A clone is made by the backend holding its source.
+        // A clone or a volume from a snapshot is made by the backend holding the source.
+        let source = match (&spec.snapshot_id, &spec.source_volid) {
+            (Some(snap), _) => match self.rt.db.snapshot_get(snap).await {
+                Ok(s) => Some(s.volume_id),
+                Err(crate::db::DbError::NotFound(_)) => {
+                    let msg = format!("snapshot {snap} was deleted before the volume was placed");
+                    return self
+                        .fail(ctx, &spec.volume_id, &spec.project_id, &msg)
+                        .await;
+                }
+                Err(e) => return Err(handler_error(e)),
+            },
+            (None, src) => src.clone(),
+        };
+        if let Some(src) = &source {
             let hosts = self
                 .rt
                 .db

@@ -172,6 +172,8 @@ impl TgtAdm {
         volumes_dir: PathBuf,
         runner: Arc<dyn CommandRunner>,
     ) -> Self {
+        // tgtd is another process with its own working directory: give it absolute paths.
+        let volumes_dir = std::path::absolute(&volumes_dir).unwrap_or(volumes_dir);
         TgtAdm {
             settings,
             volumes_dir,
@@ -245,6 +247,13 @@ impl TgtAdm {
         chap: Option<&Chap>,
     ) -> Result<u32, DriverError> {
         let iqn = self.settings.iqn(v)?;
+        // The daemon resolves the backing store from its own working directory.
+        let backing_path =
+            &std::path::absolute(backing_path).map_err(|source| DriverError::Io {
+                backend: self.settings.backend.clone(),
+                what: format!("cannot resolve {}", backing_path.display()),
+                source,
+            })?;
         let shown = backing_path.display().to_string();
         if shown.is_empty()
             || shown

@@ -1,6 +1,7 @@
-//! The volume operations of one backend: create (raw or as a clone of a volume), with a
-//! driver failure sending the request back to the scheduler for another backend; delete.
-//! Every failure leaves the volume in an error state with a user message saying why.
+//! The volume operations of one backend: create (raw, from a snapshot, or as a clone of a
+//! volume), with a driver failure sending a raw create back to the scheduler for another
+//! backend; extend; delete (with its snapshots when cascading). Every failure leaves the
+//! volume in an error state with a user message saying why.
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -15,9 +16,12 @@ use crate::scheduler::placement::CreateArgs;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeleteArgs {
     pub volume_id: String,
+    /// Delete the volume's snapshots first (`DELETE /volumes/{id}?cascade=true`).
+    #[serde(default)]
+    pub cascade: bool,
 }
 
-fn handler_error(e: impl std::fmt::Display) -> RemoteError {
+pub(crate) fn handler_error(e: impl std::fmt::Display) -> RemoteError {
     RemoteError::new("HandlerError", e.to_string())
 }
 
@@ -66,13 +70,19 @@ impl VolumeManager {
         if let Some(t) = &args.request_spec.volume_type {
             volume.extra_specs = t.extra_specs.clone();
         }
-        let result = match &row.source_volid {
-            Some(src) => {
+        let driver = self.driver();
+        let result = match (&row.snapshot_id, &row.source_volid) {
+            (Some(snap), _) => {
+                let snap = self.rt.db.snapshot_get(snap).await.map_err(handler_error)?;
+                let snap = self.snapshot_ref(&snap).await?;
+                driver.create_volume_from_snapshot(&volume, &snap).await
+            }
+            (None, Some(src)) => {
                 let source = self.rt.db.volume_get(src).await.map_err(handler_error)?;
                 let source = volume_ref(&source)?;
-                self.driver.create_cloned_volume(&volume, &source).await
+                driver.create_cloned_volume(&volume, &source).await
             }
-            None => self.driver.create_volume(&volume).await,
+            (None, None) => driver.create_volume(&volume).await,
         };
         match result {
             Ok(update) => {
@@ -89,8 +99,13 @@ impl VolumeManager {
                 info!(volume_id = %id, host = %self.host, size_gb = volume.size_gb, "volume created");
                 Ok(())
             }
-            Err(e) if is_request_error(&e) => {
-                self.fail(ctx, &row, "error", "003", &e.to_string()).await
+            // A snapshot or a source volume only exists here: another backend cannot help.
+            Err(e)
+                if is_request_error(&e)
+                    || row.snapshot_id.is_some()
+                    || row.source_volid.is_some() =>
+            {
+                self.fail(ctx, &row, "error", "001", &e.to_string()).await
             }
             Err(e) => self.reschedule(ctx, args, &row, e).await,
         }
@@ -135,7 +150,7 @@ impl VolumeManager {
             Err(e) => return Err(handler_error(e)),
         };
         let volume = volume_ref(&row)?;
-        match self.driver.extend_volume(&volume, new_size).await {
+        match self.driver().extend_volume(&volume, new_size).await {
             Ok(()) => {
                 self.rt
                     .db
@@ -169,18 +184,37 @@ impl VolumeManager {
             Err(crate::db::DbError::NotFound(_)) => return Ok(()),
             Err(e) => return Err(handler_error(e)),
         };
+        if args.cascade {
+            let snapshots = self
+                .rt
+                .db
+                .snapshots_of_volume(&row.id)
+                .await
+                .map_err(handler_error)?;
+            for snap in snapshots {
+                if let Err(why) = self.remove_snapshot(&snap).await {
+                    let why = format!("snapshot {} could not be deleted: {why}", snap.id);
+                    let _ = self
+                        .rt
+                        .db
+                        .snapshot_set_status(&snap.id, "error_deleting", None)
+                        .await;
+                    return self.fail(ctx, &row, "error_deleting", "001", &why).await;
+                }
+            }
+        }
         let volume = volume_ref(&row)?;
-        if let Err(e) = self.driver.remove_export(&volume).await {
+        if let Err(e) = self.driver().remove_export(&volume).await {
             if !e.is_not_found() {
                 warn!(volume_id = %row.id, error = %e, "could not remove the export before delete");
             }
         }
-        match self.driver.delete_volume(&volume).await {
+        match self.driver().delete_volume(&volume).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => {
                 return self
-                    .fail(ctx, &row, "error_deleting", "011", &e.to_string())
+                    .fail(ctx, &row, "error_deleting", "001", &e.to_string())
                     .await
             }
         }

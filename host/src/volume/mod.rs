@@ -3,7 +3,11 @@
 //! periodically, at start-up, and whenever a scheduler asks (`publish_service_capabilities`) —
 //! and runs the volume operations ([`flows`]).
 
+mod attach;
 mod flows;
+mod snapshots;
+
+pub use attach::{ConnectArgs, DisconnectArgs};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +24,9 @@ use crate::service::{Manager, PeriodicTask, Runtime, ServiceSpec};
 pub const BINARY: &str = "kiln-volume";
 pub const TOPIC: &str = "volume";
 /// The volume RPC API this build serves. 3.0: publish_service_capabilities; 3.1:
-/// create_volume, delete_volume; 3.2: extend_volume.
-pub const RPC_VERSION: Version = Version::new(3, 2);
+/// create_volume, delete_volume; 3.2: extend_volume; 3.3: create_snapshot, delete_snapshot,
+/// delete_volume with `cascade`; 3.4: initialize_connection, terminate_connection.
+pub const RPC_VERSION: Version = Version::new(3, 4);
 
 /// Client side of the volume RPC API, used by the scheduler and the API service.
 #[derive(Clone)]
@@ -88,20 +93,103 @@ impl VolumeApi {
             .await
     }
 
-    /// Delete volume `volume_id` from `backend` (`host@backend`).
+    /// Delete volume `volume_id` from `backend` (`host@backend`); with `cascade`, its
+    /// snapshots first.
     pub async fn delete_volume(
         &self,
         ctx: &RequestContext,
         backend: &str,
         volume_id: &str,
+        cascade: bool,
+    ) -> Result<(), RpcError> {
+        let (version, args) = if cascade {
+            (
+                Version::new(3, 3),
+                serde_json::json!({ "volume_id": volume_id, "cascade": true }),
+            )
+        } else {
+            (
+                Version::new(3, 1),
+                serde_json::json!({ "volume_id": volume_id }),
+            )
+        };
+        self.client
+            .cast(ctx, Some(backend), "delete_volume", version, args)
+            .await
+    }
+
+    /// Export a volume on `backend` for a host and return its `connection_info` (a call).
+    pub async fn initialize_connection(
+        &self,
+        ctx: &RequestContext,
+        backend: &str,
+        args: &ConnectArgs,
+    ) -> Result<crate::drivers::ConnectionInfo, RpcError> {
+        self.client
+            .call(
+                ctx,
+                Some(backend),
+                "initialize_connection",
+                Version::new(3, 4),
+                args,
+            )
+            .await
+    }
+
+    /// A host stops using a volume on `backend` (and, when asked, its export goes; a call).
+    pub async fn terminate_connection(
+        &self,
+        ctx: &RequestContext,
+        backend: &str,
+        args: &DisconnectArgs,
+    ) -> Result<(), RpcError> {
+        self.client
+            .call(
+                ctx,
+                Some(backend),
+                "terminate_connection",
+                Version::new(3, 4),
+                args,
+            )
+            .await
+    }
+
+    /// Take snapshot `snapshot_id` on `backend` (the one holding its volume).
+    pub async fn create_snapshot(
+        &self,
+        ctx: &RequestContext,
+        backend: &str,
+        snapshot_id: &str,
     ) -> Result<(), RpcError> {
         self.client
             .cast(
                 ctx,
                 Some(backend),
-                "delete_volume",
-                Version::new(3, 1),
-                serde_json::json!({ "volume_id": volume_id }),
+                "create_snapshot",
+                Version::new(3, 3),
+                snapshots::SnapshotArgs {
+                    snapshot_id: snapshot_id.to_string(),
+                },
+            )
+            .await
+    }
+
+    /// Delete snapshot `snapshot_id` from `backend`.
+    pub async fn delete_snapshot(
+        &self,
+        ctx: &RequestContext,
+        backend: &str,
+        snapshot_id: &str,
+    ) -> Result<(), RpcError> {
+        self.client
+            .cast(
+                ctx,
+                Some(backend),
+                "delete_snapshot",
+                Version::new(3, 3),
+                snapshots::SnapshotArgs {
+                    snapshot_id: snapshot_id.to_string(),
+                },
             )
             .await
     }
@@ -128,6 +216,11 @@ impl VolumeManager {
             driver: drivers::build(&config, backend, &settings)?,
             scheduler: scheduler::SchedulerApi::new(rt),
         })
+    }
+
+    /// The backend's driver.
+    pub(crate) fn driver(&self) -> &dyn VolumeDriver {
+        self.driver.as_ref()
     }
 
     /// Ask the driver for stats and fan them out to every scheduler.
@@ -206,6 +299,32 @@ impl Manager for VolumeManager {
             let me = me.clone();
             async move { me.delete_volume(&ctx, args).await }
         });
+        let me = self.clone();
+        d.register("initialize_connection", move |ctx, args: ConnectArgs| {
+            let me = me.clone();
+            async move { me.initialize_connection(&ctx, args).await }
+        });
+        let me = self.clone();
+        d.register("terminate_connection", move |ctx, args: DisconnectArgs| {
+            let me = me.clone();
+            async move { me.terminate_connection(&ctx, args).await }
+        });
+        let me = self.clone();
+        d.register(
+            "create_snapshot",
+            move |ctx, args: snapshots::SnapshotArgs| {
+                let me = me.clone();
+                async move { me.create_snapshot(&ctx, args).await }
+            },
+        );
+        let me = self.clone();
+        d.register(
+            "delete_snapshot",
+            move |ctx, args: snapshots::SnapshotArgs| {
+                let me = me.clone();
+                async move { me.delete_snapshot(&ctx, args).await }
+            },
+        );
         Some(d)
     }
 

@@ -1,0 +1,143 @@
+//! `POST /volumes/{id}/action`: the volume actions. Growth (`os-extend`, here: the scheduler
+//! checks the volume's pool can take it, then its volume service grows it), the admin actions
+//! (`admin.rs`: reset status, force delete, bootable, read-only) and the legacy attach
+//! actions (`attach.rs`: reserve ... terminate connection).
+
+mod admin;
+mod attach;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::Value;
+
+use super::context::Ctx;
+use super::{ApiError, AppState};
+use crate::db::volumes::VolumeRow;
+use crate::rpc::RequestContext;
+use crate::scheduler::extend::ExtendArgs;
+use crate::scheduler::placement::RequestSpec;
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(format!("Invalid input received: {}", msg.into()))
+}
+
+fn accepted() -> Response {
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// `POST /volumes/{id}/action`.
+pub async fn action(
+    State(st): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(params): Path<Vec<(String, String)>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let (url_project, id) = super::volumes::path_parts(&params);
+    let project = super::volumes::project_of(&ctx, url_project)?;
+    let row = super::volumes::visible(&st, &ctx, &project, id).await?;
+    let Some((name, args)) = body.as_object().and_then(|o| o.iter().next()) else {
+        return Err(bad(
+            "the body must name one action, e.g. {\"os-extend\": {\"new_size\": 2}}",
+        ));
+    };
+    match name.as_str() {
+        "os-extend" => extend(&st, &ctx, row, args).await,
+        "os-reset_status" => admin::reset_status(&st, &ctx, &row, args).await,
+        "os-force_delete" => admin::force_delete(&st, &ctx, &row).await,
+        "os-set_bootable" => admin::set_bootable(&st, &row, args).await,
+        "os-update_readonly_flag" => admin::update_readonly(&st, &row, args).await,
+        "os-reserve" => attach::reserve(&st, &row).await,
+        "os-unreserve" => attach::unreserve(&st, &row).await,
+        "os-begin_detaching" => attach::begin_detaching(&st, &row).await,
+        "os-roll_detaching" => attach::roll_detaching(&st, &row).await,
+        "os-attach" => attach::attach(&st, &row, args).await,
+        "os-detach" => attach::detach(&st, &ctx, &row, args).await,
+        "os-initialize_connection" => attach::initialize_connection(&st, &ctx, &row, args).await,
+        "os-terminate_connection" => attach::terminate_connection(&st, &ctx, &row, args).await,
+        other => Err(bad(format!(
+            "volume action {other} is not supported by Kiln"
+        ))),
+    }
+}
+
+/// `os-extend`: `{"new_size": N}` for an available volume.
+async fn extend(
+    st: &AppState,
+    ctx: &RequestContext,
+    row: VolumeRow,
+    args: &Value,
+) -> Result<Response, ApiError> {
+    let id = row.id.as_str();
+    let new_size = match &args["new_size"] {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| bad("'new_size' must be an integer"))?;
+    if new_size <= row.size {
+        return Err(bad(format!(
+            "New size for extend must be greater than current size. (current: {}, extended: {new_size}).",
+            row.size
+        )));
+    }
+    if row.status != "available" {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid volume: Volume status must be available to extend, but current status is: {}.",
+            row.status
+        )));
+    }
+    let Some(pool) = row.host.clone() else {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid volume: volume {id} is not placed on any backend."
+        )));
+    };
+    // The growth counts against the gigabytes quota from now; released if refused.
+    let growth = new_size - row.size;
+    let reservation = st
+        .rt
+        .db
+        .quota_reserve(
+            &row.project_id,
+            &[("gigabytes", growth), ("per_volume_gigabytes", new_size)],
+        )
+        .await?;
+    st.rt.db.quota_commit(&reservation).await?;
+    let release = || async {
+        let _ = st
+            .rt
+            .db
+            .quota_release(&row.project_id, &[("gigabytes", growth)])
+            .await;
+    };
+    if !st
+        .rt
+        .db
+        .volume_transition(id, &["available"], "extending")
+        .await?
+    {
+        release().await;
+        return Err(ApiError::BadRequest(format!(
+            "Invalid volume: volume {id} changed status; try again."
+        )));
+    }
+    let args = ExtendArgs {
+        request_spec: RequestSpec {
+            volume_id: row.id.clone(),
+            project_id: row.project_id.clone(),
+            size: row.size as u64,
+            new_size: Some(new_size as u64),
+            operation: "extend".into(),
+            metadata: row.metadata.clone(),
+            ..Default::default()
+        },
+        pool,
+    };
+    if let Err(e) = st.scheduler.extend_volume(ctx, &args).await {
+        let _ = st.rt.db.volume_set_status(id, "available").await;
+        release().await;
+        return Err(e.into());
+    }
+    Ok(accepted())
+}
