@@ -2,6 +2,7 @@
 //! (bind at `init_host`, serve after start, drain on stop), the router, and the request-id
 //! and access-log middleware; each resource lives in its own submodule.
 
+mod backend_drivers;
 mod catalog;
 mod context;
 mod error;
@@ -81,6 +82,14 @@ fn v3_routes() -> Router<AppState> {
             post(plugins::activate_chain),
         )
         .route("/kiln-scheduler/dry-run", post(plugins::dry_run))
+        .route(
+            "/kiln-backends/{backend}/driver",
+            get(backend_drivers::show).post(backend_drivers::swap),
+        )
+        .route(
+            "/kiln-backends/{backend}/driver/rollback",
+            post(backend_drivers::rollback),
+        )
         .merge(catalog::routes())
 }
 

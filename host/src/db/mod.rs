@@ -7,6 +7,7 @@
 //! queue in-process instead of fighting over the file lock. Reads use a separate pool.
 //! PostgreSQL uses one pool for both.
 
+pub mod backend_drivers;
 pub mod plugins;
 pub mod qos;
 pub mod quotas;

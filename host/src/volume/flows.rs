@@ -70,9 +70,12 @@ impl VolumeManager {
             Some(src) => {
                 let source = self.rt.db.volume_get(src).await.map_err(handler_error)?;
                 let source = volume_ref(&source)?;
-                self.driver.create_cloned_volume(&volume, &source).await
+                self.driver()
+                    .await
+                    .create_cloned_volume(&volume, &source)
+                    .await
             }
-            None => self.driver.create_volume(&volume).await,
+            None => self.driver().await.create_volume(&volume).await,
         };
         match result {
             Ok(update) => {
@@ -135,7 +138,7 @@ impl VolumeManager {
             Err(e) => return Err(handler_error(e)),
         };
         let volume = volume_ref(&row)?;
-        match self.driver.extend_volume(&volume, new_size).await {
+        match self.driver().await.extend_volume(&volume, new_size).await {
             Ok(()) => {
                 self.rt
                     .db
@@ -170,12 +173,12 @@ impl VolumeManager {
             Err(e) => return Err(handler_error(e)),
         };
         let volume = volume_ref(&row)?;
-        if let Err(e) = self.driver.remove_export(&volume).await {
+        if let Err(e) = self.driver().await.remove_export(&volume).await {
             if !e.is_not_found() {
                 warn!(volume_id = %row.id, error = %e, "could not remove the export before delete");
             }
         }
-        match self.driver.delete_volume(&volume).await {
+        match self.driver().await.delete_volume(&volume).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => {
