@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use kiln_integration_tests::cloud::{block_on, http, Cloud};
+use kiln_integration_tests::cloud::{block_on, http, try_http, Cloud};
 use kiln_integration_tests::process::{self as p, Kiln};
 use serde_json::{json, Value};
 
@@ -87,7 +87,10 @@ fn pool_driver_version(api: &str) -> String {
 fn wait_driver_version(api: &str, want: &str, log: &dyn Fn() -> String) {
     let started = Instant::now();
     loop {
-        if pool_driver_version(api) == want {
+        // The API may still be starting (after a restart).
+        let up = try_http("GET", &format!("{api}/scheduler-stats/get_pools"), None)
+            .is_ok_and(|(s, _)| s == 200);
+        if up && pool_driver_version(api) == want {
             return;
         }
         assert!(
@@ -212,11 +215,17 @@ fn driver_swap_under_a_stream_of_creates_loses_nothing() {
     );
     assert_eq!(shown["driver"]["active"], Value::Null, "{shown}");
 
-    // The stream: creates every 40 ms; the swap goes in after ~1.5 s.
+    // The stream: creates every 40 ms until 1.5 s after the swap answered; the swap goes in
+    // after ~1.5 s.
     let creator_api = api.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_c = stop.clone();
     let stream = std::thread::spawn(move || {
         let mut sent = Vec::new();
-        for i in 0..90 {
+        for i in 0..1000 {
+            if stop_c.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
             let (s, b) = http(
                 "POST",
                 &format!("{creator_api}/volumes"),
@@ -267,6 +276,8 @@ fn driver_swap_under_a_stream_of_creates_loses_nothing() {
         outcome["driver"]["previous"]["label"],
         "configured qemu_img_driver"
     );
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let sent = stream.join().unwrap();
 
     // Zero lost or failed requests: every create accepted, every volume available.
