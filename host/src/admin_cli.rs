@@ -169,12 +169,14 @@ pub async fn dry_run(config: &Config, ep: &Endpoint, args: DryRunArgs) -> Result
 #[derive(Subcommand)]
 pub enum BackendCommand {
     /// The driver a backend serves with, and its swap history.
-    DriverShow {
+    #[command(name = "driver-show")]
+    Show {
         /// `host@backend`.
         backend: String,
     },
     /// Replace a backend's driver on the running volume service: validate, drain, swap.
-    DriverSwap {
+    #[command(name = "driver-swap")]
+    Swap {
         /// `host@backend`.
         backend: String,
         /// An uploaded driver component (`sha256:<hex>`).
@@ -194,7 +196,8 @@ pub enum BackendCommand {
         drain_timeout: Option<u64>,
     },
     /// Return a backend to the driver it served with before the current one.
-    DriverRollback {
+    #[command(name = "driver-rollback")]
+    Rollback {
         backend: String,
         #[arg(long)]
         drain_timeout: Option<u64>,
@@ -205,10 +208,10 @@ pub async fn backend(config: &Config, ep: &Endpoint, cmd: BackendCommand) -> Res
     let client = reqwest::Client::new();
     let base = base(config, ep);
     let req = match cmd {
-        BackendCommand::DriverShow { backend } => {
+        BackendCommand::Show { backend } => {
             client.get(format!("{base}/kiln-backends/{backend}/driver"))
         }
-        BackendCommand::DriverSwap {
+        BackendCommand::Swap {
             backend,
             component,
             file,
@@ -257,7 +260,7 @@ pub async fn backend(config: &Config, ep: &Endpoint, cmd: BackendCommand) -> Res
                 .post(format!("{base}/kiln-backends/{backend}/driver"))
                 .json(&json!({ "driver": driver }))
         }
-        BackendCommand::DriverRollback {
+        BackendCommand::Rollback {
             backend,
             drain_timeout,
         } => {
