@@ -371,3 +371,117 @@ async fn builtin_driver_is_embedded() {
     .expect("unknown builtin");
     assert!(err.to_string().contains("qemu_img_driver"), "{err}");
 }
+
+/// `id OPTION [USER]` run by the test itself (the expected values of the run-as checks).
+fn id(args: &[&str]) -> String {
+    let out = std::process::Command::new("/usr/bin/id")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "id {args:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Run-as users are applied only when kiln runs as root (as the tests do here).
+fn running_as_root() -> bool {
+    let root = id(&["-u"]) == "0";
+    if !root {
+        eprintln!("not root: a run-as user cannot be applied; skipping");
+    }
+    root
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grants_run_as_user_is_applied() {
+    use kiln::plugins::exec::{Exec, ExecRequest};
+    if !running_as_root() {
+        return;
+    }
+    let manifest = r#"
+[[grant]]
+program = "/usr/bin/id"
+args = [{ regex = "-[ugG]" }]
+user = "nobody"
+"#;
+    let m = Manifest::parse(manifest, &BTreeMap::new(), "runas.toml").unwrap();
+    let exec = Exec::new("runas", m);
+    let ask = |opt: &str| ExecRequest {
+        program: "/usr/bin/id".into(),
+        args: vec![opt.into()],
+        ..Default::default()
+    };
+    // The granted command reports the uid, gid and groups it really runs with: nobody's,
+    // and no supplementary group of kiln's (root's) is kept.
+    for (opt, want) in [
+        ("-u", id(&["-u", "nobody"])),
+        ("-g", id(&["-g", "nobody"])),
+        ("-G", id(&["-g", "nobody"])),
+    ] {
+        let out = exec.run(ask(opt)).await.unwrap();
+        assert_eq!(out.status, Some(0), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want,
+            "id {opt}"
+        );
+    }
+    assert_ne!(id(&["-u", "nobody"]), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_command_runs_as_the_manifest_user() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !running_as_root() {
+        return;
+    }
+    // The hostile driver's control run (its one granted command creates the sentinel image)
+    // under a manifest that runs it as `nobody`: the file it creates belongs to nobody.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("scratch");
+    std::fs::create_dir(&root).unwrap();
+    // Only this test's own directories: nobody must reach and write the root.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let shipped = std::fs::read_to_string(hostile_dir().join("exec_driver.toml")).unwrap();
+    let manifest = dir.path().join("runas.toml");
+    std::fs::write(&manifest, format!("{shipped}user = \"nobody\"\n")).unwrap();
+    let sentinel = root.join("sentinel");
+    let mut settings = wasm_backend(
+        hostile_dir().join("exec_driver.wasm").to_str().unwrap(),
+        &[
+            ("root", root.to_str().unwrap()),
+            ("attack", "none"),
+            ("sentinel", sentinel.to_str().unwrap()),
+        ],
+    );
+    settings.plugin_manifest = Some(manifest.clone());
+    let driver = WasmDriver::from_config(&Config::default(), "runas", &settings, None).unwrap();
+    driver
+        .create_volume(&VolumeRef::new(uuid::Uuid::new_v4(), 1))
+        .await
+        .unwrap();
+    let owner = std::fs::metadata(&sentinel).unwrap().uid();
+    assert_eq!(
+        owner.to_string(),
+        id(&["-u", "nobody"]),
+        "the command ran as nobody"
+    );
+
+    // An unknown user makes the manifest invalid: the driver is not built at all.
+    std::fs::write(
+        &manifest,
+        format!("{shipped}user = \"kiln-no-such-user-4e1d\"\n"),
+    )
+    .unwrap();
+    let err = WasmDriver::from_config(&Config::default(), "runas", &settings, None)
+        .err()
+        .expect("unknown run-as user");
+    assert!(
+        matches!(&err, DriverError::Invalid { .. })
+            && err.to_string().contains("/usr/bin/qemu-img")
+            && err
+                .to_string()
+                .contains("run-as user `kiln-no-such-user-4e1d` does not exist on this host"),
+        "{err}"
+    );
+}

@@ -1,4 +1,4 @@
-//! `kiln plugin …`, `kiln chain …` and `kiln dry-run`: the scheduler-plugin admin commands of
+//! `kiln plugin …`, `kiln chain …`, `kiln dry-run` and `kiln backend driver-…`: the plugin admin commands of
 //! the `kiln` binary (declared by main.rs only). They talk to a running API over HTTP like any
 //! client, so they work against a remote deployment as well as an all-in-one.
 
@@ -163,5 +163,115 @@ pub async fn dry_run(config: &Config, ep: &Endpoint, args: DryRunArgs) -> Result
     let req = reqwest::Client::new()
         .post(format!("{}/kiln-scheduler/dry-run", base(config, ep)))
         .json(&json!({ "volume": volume }));
+    print(&send(req, &ep.token).await?)
+}
+
+#[derive(Subcommand)]
+pub enum BackendCommand {
+    /// The driver a backend serves with, and its swap history.
+    #[command(name = "driver-show")]
+    Show {
+        /// `host@backend`.
+        backend: String,
+    },
+    /// Replace a backend's driver on the running volume service: validate, drain, swap.
+    #[command(name = "driver-swap")]
+    Swap {
+        /// `host@backend`.
+        backend: String,
+        /// An uploaded driver component (`sha256:<hex>`).
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        component: Option<String>,
+        /// Upload this component (kind `driver`) first, then swap to it.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Name of the uploaded component; default: the file's stem.
+        #[arg(long, requires = "file")]
+        name: Option<String>,
+        /// Exec manifest (TOML) for the new driver; default: the backend's configured one.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Seconds to wait for operations in flight (default 60).
+        #[arg(long)]
+        drain_timeout: Option<u64>,
+    },
+    /// Return a backend to the driver it served with before the current one.
+    #[command(name = "driver-rollback")]
+    Rollback {
+        backend: String,
+        #[arg(long)]
+        drain_timeout: Option<u64>,
+    },
+}
+
+pub async fn backend(config: &Config, ep: &Endpoint, cmd: BackendCommand) -> Result<()> {
+    let client = reqwest::Client::new();
+    let base = base(config, ep);
+    let req = match cmd {
+        BackendCommand::Show { backend } => {
+            client.get(format!("{base}/kiln-backends/{backend}/driver"))
+        }
+        BackendCommand::Swap {
+            backend,
+            component,
+            file,
+            name,
+            manifest,
+            drain_timeout,
+        } => {
+            let component = match (component, file) {
+                (Some(c), _) => c,
+                (None, Some(file)) => {
+                    let bytes = std::fs::read(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    let name = name.unwrap_or_else(|| {
+                        file.file_stem()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    });
+                    let upload = client
+                        .post(format!("{base}/kiln-plugins"))
+                        .query(&[("name", name.as_str()), ("kind", "driver")])
+                        .header("Content-Type", "application/wasm")
+                        .body(bytes);
+                    let uploaded = send(upload, &ep.token).await?;
+                    let sha = uploaded["plugin"]["sha256"]
+                        .as_str()
+                        .context("the upload answered no sha256")?;
+                    format!("sha256:{sha}")
+                }
+                (None, None) => bail!("give --component or --file"),
+            };
+            let manifest = match manifest {
+                Some(p) => Some(
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("cannot read {}", p.display()))?,
+                ),
+                None => None,
+            };
+            let mut driver = json!({ "component": component });
+            if let Some(m) = manifest {
+                driver["manifest"] = json!(m);
+            }
+            if let Some(t) = drain_timeout {
+                driver["drain_timeout"] = json!(t);
+            }
+            client
+                .post(format!("{base}/kiln-backends/{backend}/driver"))
+                .json(&json!({ "driver": driver }))
+        }
+        BackendCommand::Rollback {
+            backend,
+            drain_timeout,
+        } => {
+            let mut body = json!({});
+            if let Some(t) = drain_timeout {
+                body["drain_timeout"] = json!(t);
+            }
+            client
+                .post(format!("{base}/kiln-backends/{backend}/driver/rollback"))
+                .json(&json!({ "rollback": body }))
+        }
+    };
     print(&send(req, &ep.token).await?)
 }

@@ -82,6 +82,13 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::ChainCommand,
     },
+    /// Volume backends: show, hot-swap and roll back a backend's driver.
+    Backend {
+        #[command(flatten)]
+        endpoint: admin_cli::Endpoint,
+        #[command(subcommand)]
+        command: admin_cli::BackendCommand,
+    },
     /// Where would a volume go, and why (nothing is created).
     DryRun {
         #[command(flatten)]
@@ -303,6 +310,9 @@ fn main() {
             }
             Command::Chain { endpoint, command } => {
                 admin_cli::chain(&config, &endpoint, command).await
+            }
+            Command::Backend { endpoint, command } => {
+                admin_cli::backend(&config, &endpoint, command).await
             }
             Command::DryRun { endpoint, args } => {
                 admin_cli::dry_run(&config, &endpoint, args).await

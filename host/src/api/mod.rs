@@ -3,6 +3,7 @@
 //! and access-log middleware; each resource lives in its own submodule.
 
 mod attachments;
+mod backend_drivers;
 mod catalog;
 mod context;
 mod error;
@@ -86,6 +87,14 @@ fn v3_routes() -> Router<AppState> {
             post(plugins::activate_chain),
         )
         .route("/kiln-scheduler/dry-run", post(plugins::dry_run))
+        .route(
+            "/kiln-backends/{backend}/driver",
+            get(backend_drivers::show).post(backend_drivers::swap),
+        )
+        .route(
+            "/kiln-backends/{backend}/driver/rollback",
+            post(backend_drivers::rollback),
+        )
         .merge(catalog::routes())
 }
 

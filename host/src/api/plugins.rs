@@ -2,6 +2,7 @@
 //! - `POST /kiln-plugins?name=N&kind=filter|weigher` (body: the component's bytes) stores a
 //!   component content-addressed and validates it — right world, and a trial request through a
 //!   one-stage chain over a scheduler's live pools; a component that fails is not kept;
+//!   `kind=driver`: a volume driver for hot swap (`backend_drivers.rs`);
 //! - `GET /kiln-plugins`;
 //! - `POST /kiln-chains` (`{"chain": ChainSpec}`) validates and records a chain version;
 //!   `GET /kiln-chains` lists versions and the active one;
@@ -55,9 +56,9 @@ pub async fn upload(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     admin(&ctx)?;
     let kind = p.kind.unwrap_or_default();
-    if kind != "filter" && kind != "weigher" {
+    if kind != "filter" && kind != "weigher" && kind != "driver" {
         return Err(ApiError::BadRequest(format!(
-            "query parameter kind must be `filter` or `weigher`, got `{kind}`"
+            "query parameter kind must be `filter`, `weigher` or `driver`, got `{kind}`"
         )));
     }
     let name = p
@@ -70,6 +71,9 @@ pub async fn upload(
         return Err(ApiError::BadRequest(
             "the body must be a WebAssembly component (application/wasm)".into(),
         ));
+    }
+    if kind == "driver" {
+        return super::backend_drivers::upload_driver(&st, name, body).await;
     }
     let sha = crate::plugins::engine::content_hash(&body);
     let known = st

@@ -8,6 +8,7 @@
 //! PostgreSQL uses one pool for both.
 
 pub mod attachments;
+pub mod backend_drivers;
 pub mod listing;
 pub mod metadata;
 pub mod plugins;

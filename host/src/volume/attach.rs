@@ -51,7 +51,7 @@ impl VolumeManager {
             .await
             .map_err(handler_error)?;
         let mut volume = volume_ref(&row)?;
-        let driver = self.driver();
+        let driver = self.driver().await;
         let update = driver
             .create_export(&volume, &args.connector)
             .await
@@ -95,7 +95,7 @@ impl VolumeManager {
             .await
             .map_err(handler_error)?;
         let volume = volume_ref(&row)?;
-        let driver = self.driver();
+        let driver = self.driver().await;
         if let Some(c) = &args.connector {
             driver
                 .terminate_connection(&volume, c)

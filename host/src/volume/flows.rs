@@ -70,19 +70,24 @@ impl VolumeManager {
         if let Some(t) = &args.request_spec.volume_type {
             volume.extra_specs = t.extra_specs.clone();
         }
-        let driver = self.driver();
         let result = match (&row.snapshot_id, &row.source_volid) {
             (Some(snap), _) => {
                 let snap = self.rt.db.snapshot_get(snap).await.map_err(handler_error)?;
                 let snap = self.snapshot_ref(&snap).await?;
-                driver.create_volume_from_snapshot(&volume, &snap).await
+                self.driver()
+                    .await
+                    .create_volume_from_snapshot(&volume, &snap)
+                    .await
             }
             (None, Some(src)) => {
                 let source = self.rt.db.volume_get(src).await.map_err(handler_error)?;
                 let source = volume_ref(&source)?;
-                driver.create_cloned_volume(&volume, &source).await
+                self.driver()
+                    .await
+                    .create_cloned_volume(&volume, &source)
+                    .await
             }
-            (None, None) => driver.create_volume(&volume).await,
+            (None, None) => self.driver().await.create_volume(&volume).await,
         };
         match result {
             Ok(update) => {
@@ -150,7 +155,7 @@ impl VolumeManager {
             Err(e) => return Err(handler_error(e)),
         };
         let volume = volume_ref(&row)?;
-        match self.driver().extend_volume(&volume, new_size).await {
+        match self.driver().await.extend_volume(&volume, new_size).await {
             Ok(()) => {
                 self.rt
                     .db
@@ -204,12 +209,12 @@ impl VolumeManager {
             }
         }
         let volume = volume_ref(&row)?;
-        if let Err(e) = self.driver().remove_export(&volume).await {
+        if let Err(e) = self.driver().await.remove_export(&volume).await {
             if !e.is_not_found() {
                 warn!(volume_id = %row.id, error = %e, "could not remove the export before delete");
             }
         }
-        match self.driver().delete_volume(&volume).await {
+        match self.driver().await.delete_volume(&volume).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => {

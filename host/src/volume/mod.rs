@@ -4,6 +4,8 @@
 //! and runs the volume operations ([`flows`]).
 
 mod attach;
+pub mod driver_slot;
+pub mod driver_swap;
 mod flows;
 mod snapshots;
 
@@ -16,7 +18,7 @@ use async_trait::async_trait;
 use tracing::{debug, info};
 
 use crate::config::Config;
-use crate::drivers::{self, VolumeDriver};
+use crate::drivers;
 use crate::rpc::{Dispatcher, RemoteError, RequestContext, RpcClient, RpcError, Version};
 use crate::scheduler::{self, CapabilityReport};
 use crate::service::{Manager, PeriodicTask, Runtime, ServiceSpec};
@@ -25,8 +27,9 @@ pub const BINARY: &str = "kiln-volume";
 pub const TOPIC: &str = "volume";
 /// The volume RPC API this build serves. 3.0: publish_service_capabilities; 3.1:
 /// create_volume, delete_volume; 3.2: extend_volume; 3.3: create_snapshot, delete_snapshot,
-/// delete_volume with `cascade`; 3.4: initialize_connection, terminate_connection.
-pub const RPC_VERSION: Version = Version::new(3, 4);
+/// delete_volume with `cascade`; 3.4: initialize_connection, terminate_connection;
+/// 3.5: swap_driver, rollback_driver.
+pub const RPC_VERSION: Version = Version::new(3, 5);
 
 /// Client side of the volume RPC API, used by the scheduler and the API service.
 #[derive(Clone)]
@@ -200,7 +203,8 @@ pub struct VolumeManager {
     backend: String,
     host: String,
     zone: String,
-    driver: Box<dyn VolumeDriver>,
+    /// The backend's driver, replaceable at run time ([`driver_slot`]).
+    slot: driver_slot::DriverSlot,
     scheduler: scheduler::SchedulerApi,
 }
 
@@ -213,20 +217,25 @@ impl VolumeManager {
             backend: backend.to_string(),
             host: config.backend_host(backend),
             zone: config.backend_zone(backend),
-            driver: drivers::build(&config, backend, &settings)?,
+            slot: driver_slot::DriverSlot::new(
+                drivers::build(&config, backend, &settings)?,
+                driver_swap::configured_active(&settings),
+            ),
             scheduler: scheduler::SchedulerApi::new(rt),
         })
     }
 
-    /// The backend's driver.
-    pub(crate) fn driver(&self) -> &dyn VolumeDriver {
-        self.driver.as_ref()
+    /// The backend's driver for one call (waits while a driver swap drains or replaces it;
+    /// never hold the guard while asking for another).
+    pub(crate) async fn driver(&self) -> driver_slot::DriverGuard<'_> {
+        self.slot.get().await
     }
 
     /// Ask the driver for stats and fan them out to every scheduler.
     pub async fn report_capabilities(&self) -> Result<(), String> {
         let stats = self
-            .driver
+            .driver()
+            .await
             .get_volume_stats()
             .await
             .map_err(|e| e.to_string())?;
@@ -259,8 +268,8 @@ impl Manager for VolumeManager {
     }
 
     async fn init_host(&self) -> Result<(), String> {
-        self.driver.do_setup().await.map_err(|e| e.to_string())?;
-        info!(backend = %self.backend, host = %self.host, "driver initialised");
+        self.init_driver().await?;
+        info!(backend = %self.backend, host = %self.host, driver = %self.slot.active().label, "driver initialised");
         Ok(())
     }
 
@@ -323,6 +332,19 @@ impl Manager for VolumeManager {
             move |ctx, args: snapshots::SnapshotArgs| {
                 let me = me.clone();
                 async move { me.delete_snapshot(&ctx, args).await }
+            },
+        );
+        let me = self.clone();
+        d.register("swap_driver", move |_ctx, args: driver_swap::SwapArgs| {
+            let me = me.clone();
+            async move { me.swap_driver(args).await }
+        });
+        let me = self.clone();
+        d.register(
+            "rollback_driver",
+            move |_ctx, args: driver_swap::RollbackArgs| {
+                let me = me.clone();
+                async move { me.rollback_driver(args).await }
             },
         );
         Some(d)

@@ -52,7 +52,7 @@ impl VolumeManager {
             Err(e) => return Err(handler_error(e)),
         };
         let snapshot = self.snapshot_ref(&row).await?;
-        let driver = self.driver();
+        let driver = self.driver().await;
         match driver.create_snapshot(&snapshot).await {
             Ok(update) => {
                 self.rt
@@ -96,7 +96,7 @@ impl VolumeManager {
             .snapshot_ref(row)
             .await
             .map_err(|e| e.message.clone())?;
-        match self.driver().delete_snapshot(&snapshot).await {
+        match self.driver().await.delete_snapshot(&snapshot).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.to_string()),

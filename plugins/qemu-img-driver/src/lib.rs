@@ -19,6 +19,13 @@ const QEMU_IMG: &str = "/usr/bin/qemu-img";
 const RM: &str = "/usr/bin/rm";
 const LS: &str = "/usr/bin/ls";
 const GIB: u64 = 1 << 30;
+/// `driver_version` in the stats: the crate's version, unless a build stamps its own
+/// (`KILN_DRIVER_VERSION`, set by `scripts/build-plugins --driver-version`), so two builds
+/// of the driver can be told apart — e.g. before and after a driver hot swap.
+const DRIVER_VERSION: &str = match option_env!("KILN_DRIVER_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
 
 struct QemuImgDriver {
     root: String,
@@ -192,7 +199,7 @@ impl VolumeDriver for QemuImgDriver {
         Ok(BackendStats {
             volume_backend_name: self.backend_name.clone(),
             vendor_name: "Kiln example".into(),
-            driver_version: env!("CARGO_PKG_VERSION").into(),
+            driver_version: DRIVER_VERSION.into(),
             storage_protocol: "iSCSI".into(),
             pools: vec![PoolStats {
                 name: self.pool.clone(),

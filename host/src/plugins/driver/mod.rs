@@ -17,9 +17,9 @@
 //! only `log`, `config`, `exec` and `target`.
 
 pub mod host_impl;
+mod source;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,6 @@ use super::bindings::{HostState, MemoryCap};
 use super::exec::{Exec, Manifest};
 use super::instance::ticks;
 use super::{PluginEngine, PluginError, PluginStats};
-use crate::config::{BackendConfig, Config};
 use crate::drivers::{
     BackendStats, ConnectionInfo, Connector, DriverError, ModelUpdate, SnapshotRef, VolumeDriver,
     VolumeRef,
@@ -127,92 +126,6 @@ impl WasmDriver {
             })
         })?;
         Ok(WasmDriver { inner })
-    }
-
-    /// The driver configured for `backend` (`driver = "wasm"`): `plugin` is a path to a
-    /// `.wasm` component or the name of a builtin driver; the manifest is `plugin_manifest`,
-    /// else `<component>.toml` beside it; `plugin_exec_allow` narrows it.
-    pub fn from_config(
-        config: &Config,
-        backend: &str,
-        settings: &BackendConfig,
-        target: Option<Arc<dyn TargetHelper>>,
-    ) -> Result<WasmDriver, DriverError> {
-        let _ = config;
-        let invalid = |message: String| DriverError::Invalid {
-            backend: backend.to_string(),
-            message,
-        };
-        let spec = settings
-            .plugin
-            .as_deref()
-            .ok_or_else(|| invalid("driver = \"wasm\" needs `plugin`".into()))?;
-        let read = |p: &Path| {
-            std::fs::read(p).map_err(|source| DriverError::Io {
-                backend: backend.to_string(),
-                what: format!("read {}", p.display()),
-                source,
-            })
-        };
-        let (name, bytes, manifest_text, origin) = if spec.ends_with(".wasm") || spec.contains('/')
-        {
-            let path = PathBuf::from(spec);
-            let manifest = settings
-                .plugin_manifest
-                .clone()
-                .unwrap_or_else(|| path.with_extension("toml"));
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| spec.to_string());
-            let text = String::from_utf8_lossy(&read(&manifest)?).into_owned();
-            (name, read(&path)?, text, manifest.display().to_string())
-        } else {
-            let b = super::builtin::driver(spec).ok_or_else(|| {
-                invalid(format!(
-                    "plugin `{spec}` is neither a .wasm path nor a builtin driver ({})",
-                    super::builtin::DRIVERS
-                        .iter()
-                        .map(|d| d.file)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            let (text, origin) = match &settings.plugin_manifest {
-                Some(p) => (
-                    String::from_utf8_lossy(&read(p)?).into_owned(),
-                    p.display().to_string(),
-                ),
-                None => (b.manifest.to_string(), format!("builtin {}.toml", b.file)),
-            };
-            (b.file.to_string(), b.bytes.to_vec(), text, origin)
-        };
-        let mut manifest = Manifest::parse(&manifest_text, &settings.plugin_config, &origin)
-            .map_err(|e| invalid(format!("exec manifest {e}")))?;
-        if let Some(allow) = &settings.plugin_exec_allow {
-            manifest
-                .narrow(allow)
-                .map_err(|e| invalid(format!("plugin_exec_allow: {e}")))?;
-        }
-        let limits = Limits {
-            call_deadline: Duration::from_millis(settings.plugin_deadline_ms),
-            memory_bytes: (settings.plugin_memory_mib as usize) << 20,
-            ..DEFAULT_LIMITS
-        };
-        let engine = shared_engine().map_err(|e| DriverError::Backend {
-            backend: backend.to_string(),
-            message: e.to_string(),
-        })?;
-        WasmDriver::load(
-            &engine,
-            backend,
-            &name,
-            &bytes,
-            manifest,
-            settings.plugin_config.clone(),
-            limits,
-            target,
-        )
     }
 
     /// The plugin's name.

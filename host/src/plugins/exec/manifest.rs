@@ -20,7 +20,8 @@
 //! cwd = "volumes"                      # working directory root (default `/`, not settable)
 //! timeout_ms = 600000                  # default 60 s; the plugin may only ask for less
 //! output_cap = 1048576                 # bytes kept of stdout and of stderr (default 1 MiB)
-//! uid = 107                            # run as this user (only when the host runs as root)
+//! user = "nobody"                      # run as this user and its group (only when the host
+//!                                      # runs as root); or `uid = 107` / `gid = 113`
 //! ```
 
 use std::collections::BTreeMap;
@@ -76,6 +77,8 @@ struct GrantSpec {
     output_cap: Option<usize>,
     uid: Option<u32>,
     gid: Option<u32>,
+    /// Run as this user (name): its uid, and its primary gid unless `gid` is given.
+    user: Option<String>,
 }
 
 /// A pattern as written: a bare string is a literal.
@@ -211,6 +214,20 @@ impl Manifest {
                     g.program
                 ));
             }
+            let (uid, gid) = match (&g.user, g.uid) {
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "{origin}: {}: give `user` or `uid`, not both",
+                        g.program
+                    ))
+                }
+                (Some(user), None) => {
+                    let (uid, gid) = super::user::lookup(user)
+                        .map_err(|e| format!("{origin}: {}: {e}", g.program))?;
+                    (Some(uid), Some(g.gid.unwrap_or(gid)))
+                }
+                (None, uid) => (uid, g.gid),
+            };
             grants.push(Grant {
                 program: g.program.clone(),
                 args: g.args.iter().map(pattern).collect::<Result<_, _>>()?,
@@ -222,8 +239,8 @@ impl Manifest {
                     .map(Duration::from_millis)
                     .unwrap_or(DEFAULT_TIMEOUT),
                 output_cap: g.output_cap.unwrap_or(DEFAULT_OUTPUT_CAP),
-                uid: g.uid,
-                gid: g.gid,
+                uid,
+                gid,
             });
         }
         let target_roots = file

@@ -286,3 +286,27 @@ fn target_paths_must_be_under_a_target_root() {
         .unwrap_err()
         .contains("no [target] roots"));
 }
+
+#[test]
+fn run_as_user_resolves_to_uid_and_group() {
+    let parse = |grant: &str| {
+        Manifest::parse(
+            &format!("[[grant]]\nprogram = \"/usr/bin/id\"\n{grant}\n"),
+            &BTreeMap::new(),
+            "runas.toml",
+        )
+    };
+    let m = parse("user = \"root\"").unwrap();
+    assert_eq!((m.grants[0].uid, m.grants[0].gid), (Some(0), Some(0)));
+    let m = parse("user = \"root\"\ngid = 7").unwrap();
+    assert_eq!((m.grants[0].uid, m.grants[0].gid), (Some(0), Some(7)));
+    let m = parse("uid = 5").unwrap();
+    assert_eq!((m.grants[0].uid, m.grants[0].gid), (Some(5), None));
+    let err = parse("user = \"kiln-no-such-user-4e1d\"").unwrap_err();
+    assert_eq!(
+        err,
+        "runas.toml: /usr/bin/id: run-as user `kiln-no-such-user-4e1d` does not exist on this host"
+    );
+    let err = parse("user = \"root\"\nuid = 0").unwrap_err();
+    assert!(err.contains("give `user` or `uid`, not both"), "{err}");
+}

@@ -6,6 +6,7 @@
 //! when the host runs as root.
 
 pub mod manifest;
+mod user;
 
 use std::collections::VecDeque;
 use std::os::unix::process::CommandExt;
@@ -98,6 +99,14 @@ impl Exec {
     pub fn new(plugin: &str, manifest: Manifest) -> Exec {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let is_root = unsafe { libc::geteuid() } == 0;
+        if !is_root
+            && manifest
+                .grants
+                .iter()
+                .any(|g| g.uid.is_some() || g.gid.is_some())
+        {
+            tracing::warn!(plugin, "the manifest names run-as users, but kiln does not run as root: commands run as kiln's own user");
+        }
         Exec {
             plugin: plugin.to_string(),
             manifest,
