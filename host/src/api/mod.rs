@@ -2,13 +2,16 @@
 //! (bind at `init_host`, serve after start, drain on stop), the router, and the request-id
 //! and access-log middleware; each resource lives in its own submodule.
 
+mod auth;
 mod catalog;
 mod context;
 mod error;
 mod extensions;
 mod limits;
 mod messages;
+mod microversion;
 mod plugins;
+mod policy;
 mod qos;
 mod quotas;
 mod services;
@@ -84,7 +87,10 @@ fn v3_routes() -> Router<AppState> {
         .merge(catalog::routes())
 }
 
-pub fn router(state: AppState) -> Router {
+pub use auth::{Auth, AuthError};
+pub use microversion::{ApiVersion, Microversion};
+
+pub fn router(state: AppState, auth: Auth) -> Router {
     Router::new()
         .route("/", get(versions::all))
         .route("/v3", get(versions::v3_root))
@@ -101,7 +107,10 @@ pub fn router(state: AppState) -> Router {
         )
         .nest("/v3/{project_id}", v3_routes())
         .merge(Router::new().nest("/v3", v3_routes()))
+        .route_layer(axum::middleware::from_fn(microversion::gate))
+        .route_layer(axum::middleware::from_fn_with_state(auth, auth::middleware))
         .fallback(|| async { ApiError::NotFound("The resource could not be found.".into()) })
+        .layer(axum::middleware::from_fn(microversion::middleware))
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -180,11 +189,15 @@ impl Manager for ApiManager {
         let addr = std_listener.local_addr().map_err(|e| e.to_string())?;
         let listener =
             tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
-        let app = router(AppState {
-            rt: self.rt.clone(),
-            scheduler: SchedulerApi::new(&self.rt),
-            volume: VolumeApi::new(&self.rt),
-        });
+        let auth = Auth::from_config(&self.rt.config()).map_err(|e| e.to_string())?;
+        let app = router(
+            AppState {
+                rt: self.rt.clone(),
+                scheduler: SchedulerApi::new(&self.rt),
+                volume: VolumeApi::new(&self.rt),
+            },
+            auth,
+        );
         let mut stop = self.stop.subscribe();
         let handle = tokio::spawn(async move {
             let shutdown = async move {

@@ -10,15 +10,7 @@ use super::context::Ctx;
 use super::error::ApiError;
 use super::AppState;
 
-fn require_admin(ctx: &Ctx) -> Result<(), ApiError> {
-    if ctx.0.is_admin {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "Policy doesn't allow this operation to be performed.".into(),
-        ))
-    }
-}
+use super::catalog::require_admin;
 
 pub async fn list(
     State(state): State<AppState>,
