@@ -220,8 +220,13 @@ async fn keystone_tokens_roles_and_policy() {
     let api = format!("http://{listen}/v3");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (status, _, _) = http.send("GET", &format!("{api}/"), None, &[], None).await;
-        if status == 200 {
+        let up = http
+            .client
+            .get(format!("{api}/"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200);
+        if up {
             break;
         }
         assert!(Instant::now() < deadline, "API not up:\n{}", aio.log_text());
