@@ -210,7 +210,13 @@ pub async fn update(
         .db
         .volume_type_update(&t.id, name.as_deref(), description.as_deref(), is_public)
         .await?;
-    Ok(Json(json!({ "volume_type": view(&ctx, &t) })))
+    // Cinder's update answer lacks the type-access extension attribute (Tempest's schema
+    // refuses it there).
+    let mut v = view(&ctx, &t);
+    if let Some(m) = v.as_object_mut() {
+        m.remove("os-volume-type-access:is_public");
+    }
+    Ok(Json(json!({ "volume_type": v })))
 }
 
 pub async fn delete(
