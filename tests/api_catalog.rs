@@ -24,9 +24,12 @@ use types::types;
 /// A hex project id, as Cinder's URLs require.
 const PROJECT: &str = "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0";
 
+#[derive(Clone)]
 struct Api {
     base: String,
     http: reqwest::Client,
+    /// Sent as `OpenStack-API-Version: volume X.Y` when set.
+    microversion: Option<&'static str>,
 }
 
 impl Api {
@@ -34,6 +37,15 @@ impl Api {
         Api {
             base: format!("http://{listen}/v3/{PROJECT}"),
             http: reqwest::Client::new(),
+            microversion: None,
+        }
+    }
+
+    /// The same client asking for microversion `v`.
+    fn at(&self, v: &'static str) -> Api {
+        Api {
+            microversion: Some(v),
+            ..self.clone()
         }
     }
 
@@ -47,6 +59,9 @@ impl Api {
             .http
             .request(method.parse().unwrap(), &url)
             .header("X-Auth-Token", format!("admin:{PROJECT}"));
+        if let Some(v) = self.microversion {
+            req = req.header("OpenStack-API-Version", format!("volume {v}"));
+        }
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -258,6 +273,9 @@ async fn zones_extensions_errors(api: &Api) {
 }
 
 async fn messages(api: &Api, db: &Db) {
+    // Messages exist from 3.3 on (Cinder's MESSAGES_BASE_MICRO_VERSION).
+    assert_error(&api.get("/messages").await, 404, "itemNotFound");
+    let api = &api.at("3.3");
     let (s, l) = api.get("/messages").await;
     assert_eq!((s, l), (200, json!({"messages": []})));
     assert_error(

@@ -6,7 +6,7 @@
 //! is gone; state rules (no second attachment of a non-multiattach volume, no delete while
 //! attached) answer 400.
 
-use kiln_integration_tests::cloud::{http, Cloud};
+use kiln_integration_tests::cloud::{http, http_v, Cloud};
 use kiln_integration_tests::storage_tools::{self, try_run};
 use serde_json::{json, Value};
 
@@ -165,67 +165,88 @@ fn attachments_api_reserves_connects_completes_and_deletes() {
     let instance = "6a1d5a7e-5c55-4a3a-8ad8-3c0f7b0a0002";
 
     // Reserve without a connector, then connect with PUT.
-    let (status, body) = http(
+    let (status, body) = http_v(
         "POST",
         &format!("{}/attachments", cloud.api),
         Some(json!({"attachment": {"volume_id": id, "instance_uuid": instance}})),
+        "3.44",
     );
     assert_eq!(status, 200, "{body}");
     let a = body["attachment"]["id"].as_str().unwrap().to_string();
     assert_eq!(body["attachment"]["status"], "reserved");
     assert_eq!(cloud.show(&id).1["volume"]["status"], "reserved");
-    let (status, body) = http(
+    let (status, body) = http_v(
         "POST",
         &format!("{}/attachments", cloud.api),
         Some(json!({"attachment": {"volume_id": id, "instance_uuid": instance}})),
+        "3.44",
     );
     assert_eq!(
         status, 400,
         "a second attachment of a non-multiattach volume: {body}"
     );
-    let (status, body) = http(
+    let (status, body) = http_v(
         "POST",
         &format!("{}/attachments/{a}/action", cloud.api),
         Some(json!({"os-complete": null})),
+        "3.44",
     );
     assert_eq!(status, 400, "complete needs a connector first: {body}");
-    let (status, body) = http(
+    let (status, body) = http_v(
         "PUT",
         &format!("{}/attachments/{a}", cloud.api),
         Some(json!({"attachment": {"connector": connector()}})),
+        "3.44",
     );
     assert_eq!(status, 200, "{body}\n{}", cloud.aio.log_text());
     let info = body["attachment"]["connection_info"].clone();
     assert_eq!(info["driver_volume_type"], "iscsi");
     let (ok, out) = lun_size(&info);
     assert!(ok, "{out}");
-    let (status, _) = http(
+    let (status, _) = http_v(
         "POST",
         &format!("{}/attachments/{a}/action", cloud.api),
         Some(json!({"os-complete": null})),
+        "3.44",
     );
     assert_eq!(status, 204);
     let v = cloud.show(&id).1["volume"].clone();
     assert_eq!(v["status"], "in-use");
     assert_eq!(v["attachments"][0]["attachment_id"], a.as_str());
-    let (_, list) = http("GET", &format!("{}/attachments", cloud.api), None);
+    let (_, list) = http_v("GET", &format!("{}/attachments", cloud.api), None, "3.44");
     assert_eq!(list["attachments"][0]["status"], "attached");
-    let (_, shown) = http("GET", &format!("{}/attachments/{a}", cloud.api), None);
+    let (_, shown) = http_v(
+        "GET",
+        &format!("{}/attachments/{a}", cloud.api),
+        None,
+        "3.44",
+    );
     assert_eq!(shown["attachment"]["instance"], instance);
     assert_eq!(shown["attachment"]["attach_mode"], "rw");
 
     // Deleting the attachment detaches and removes the export.
-    let (status, body) = http("DELETE", &format!("{}/attachments/{a}", cloud.api), None);
+    let (status, body) = http_v(
+        "DELETE",
+        &format!("{}/attachments/{a}", cloud.api),
+        None,
+        "3.44",
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["attachments"], json!([]));
     assert_eq!(cloud.show(&id).1["volume"]["status"], "available");
     assert!(!discoverable(&iqn), "the export is removed");
-    let (status, _) = http("GET", &format!("{}/attachments/{a}", cloud.api), None);
+    let (status, _) = http_v(
+        "GET",
+        &format!("{}/attachments/{a}", cloud.api),
+        None,
+        "3.44",
+    );
     assert_eq!(status, 404);
-    let (status, body) = http(
+    let (status, body) = http_v(
         "POST",
         &format!("{}/attachments", cloud.api),
         Some(json!({"attachment": {"volume_id": "nope"}})),
+        "3.44",
     );
     assert_eq!(status, 404, "{body}");
 }

@@ -7,7 +7,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::{Duration, Instant};
 
-use kiln_integration_tests::cloud::{http, Cloud};
+use kiln_integration_tests::cloud::{http, http_v, Cloud};
 use serde_json::{json, Value};
 
 const MARK: &[u8] = b"written before the snapshot";
@@ -332,7 +332,14 @@ fn volume_update_metadata_and_listing_options() {
         None,
     );
     assert_eq!(status, 404, "an unknown marker");
-    let (_, summary) = http("GET", &format!("{}/volumes/summary", cloud.api), None);
+    let (status, _) = http("GET", &format!("{}/volumes/summary", cloud.api), None);
+    assert_eq!(status, 404, "the summary needs microversion 3.12");
+    let (_, summary) = http_v(
+        "GET",
+        &format!("{}/volumes/summary", cloud.api),
+        None,
+        "3.12",
+    );
     assert_eq!(summary["volume-summary"]["total_count"], 2);
     assert_eq!(summary["volume-summary"]["total_size"], 4);
     assert_eq!(summary["volume-summary"]["metadata"]["env"], json!(["dev"]));

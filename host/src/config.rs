@@ -15,7 +15,9 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 mod backend;
+mod keystone;
 pub use backend::BackendConfig;
+pub use keystone::KeystoneConfig;
 
 /// Why a configuration could not be used. Each variant names the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub messaging: MessagingConfig,
     pub api: ApiConfig,
+    pub keystone: KeystoneConfig,
     pub logging: LoggingConfig,
     pub scheduler: SchedulerConfig,
     /// One table per backend name, e.g. `[backends.file]`.
@@ -102,7 +105,8 @@ pub struct MessagingConfig {
 pub struct ApiConfig {
     /// Address the REST API listens on.
     pub listen: String,
-    /// `noauth` (token `user:project`) — `keystone` arrives with the API issue.
+    /// `noauth` (token `user:project`) or `keystone` (tokens validated with Keystone, see
+    /// `[keystone]`).
     pub auth_strategy: String,
 }
 
@@ -160,6 +164,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             messaging: MessagingConfig::default(),
             api: ApiConfig::default(),
+            keystone: KeystoneConfig::default(),
             logging: LoggingConfig::default(),
             scheduler: SchedulerConfig::default(),
             backends,
@@ -312,14 +317,15 @@ impl Config {
                 format!("`{}` is not an IP:PORT address", self.api.listen),
             ));
         }
-        if self.api.auth_strategy != "noauth" {
-            return Err(invalid(
-                "api.auth_strategy",
-                format!(
-                    "`{}` is not supported; use `noauth`",
-                    self.api.auth_strategy
-                ),
-            ));
+        match self.api.auth_strategy.as_str() {
+            "noauth" => {}
+            "keystone" => self.keystone.validate()?,
+            other => {
+                return Err(invalid(
+                    "api.auth_strategy",
+                    format!("`{other}` is not supported; use `noauth` or `keystone`"),
+                ))
+            }
         }
         let url = self.database_url();
         if !(url.starts_with("sqlite:")

@@ -21,16 +21,33 @@ pub fn http(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
     try_http(method, url, body).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
 }
 
+/// [`http`] at microversion `version` (e.g. `"3.27"`).
+pub fn http_v(method: &str, url: &str, body: Option<Value>, version: &str) -> (u16, Value) {
+    request(method, url, body, Some(version)).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
 pub fn try_http(
     method: &str,
     url: &str,
     body: Option<Value>,
+) -> Result<(u16, Value), reqwest::Error> {
+    request(method, url, body, None)
+}
+
+fn request(
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+    version: Option<&str>,
 ) -> Result<(u16, Value), reqwest::Error> {
     block_on(async {
         let client = reqwest::Client::new();
         let mut req = client
             .request(method.parse().unwrap(), url)
             .header("X-Auth-Token", "alice:demo");
+        if let Some(v) = version {
+            req = req.header("OpenStack-API-Version", format!("volume {v}"));
+        }
         if let Some(b) = body {
             req = req.json(&b);
         }

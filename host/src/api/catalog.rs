@@ -35,15 +35,9 @@ pub fn param<'a>(p: &'a Params, name: &str) -> Result<&'a str, ApiError> {
         .ok_or_else(|| ApiError::NotFound("The resource could not be found.".into()))
 }
 
-/// 403 unless the caller is an admin (Cinder's admin-only policies).
+/// 403 unless the caller is an admin (the rules themselves are in `policy.rs`).
 pub fn require_admin(ctx: &Ctx) -> Result<(), ApiError> {
-    if ctx.0.is_admin {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "Policy doesn't allow this operation to be performed.".into(),
-        ))
-    }
+    super::policy::authorize_admin(&ctx.0, "this operation")
 }
 
 /// The caller's project.

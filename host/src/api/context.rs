@@ -1,5 +1,5 @@
-//! Who is calling: the request context built from the auth headers. `noauth` takes the token
-//! `USER:PROJECT` (Cinder's noauth format) and, like Cinder's noauth middleware, grants admin.
+//! Who is calling: the `Ctx` extractor hands handlers the [`RequestContext`] the auth
+//! middleware (`auth/`) built from `X-Auth-Token` and stored in the request extensions.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -7,35 +7,22 @@ use axum::http::request::Parts;
 use super::error::ApiError;
 use crate::rpc::RequestContext;
 
-/// The caller's context, extracted from `X-Auth-Token` and the request id.
+/// The caller's context (user, project, roles, admin flag, request id).
 pub struct Ctx(pub RequestContext);
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get("x-auth-token")
-            .and_then(|v| v.to_str().ok())
+        // Only a route outside the auth middleware (a router assembled without it) gets here
+        // without a context: refuse rather than guess.
+        parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .map(Ctx)
             .ok_or_else(|| {
-                ApiError::Unauthorized(
-                    "Authentication required: send X-Auth-Token (noauth: USER:PROJECT).".into(),
-                )
-            })?;
-        let (user, project) = token.split_once(':').unwrap_or((token, token));
-        let request_id = parts
-            .headers
-            .get("x-openstack-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        Ok(Ctx(RequestContext {
-            request_id,
-            user_id: Some(user.to_string()),
-            project_id: Some(project.to_string()),
-            roles: vec!["admin".into(), "member".into(), "reader".into()],
-            is_admin: true,
-        }))
+                ApiError::Unauthorized("The request you have made requires authentication.".into())
+            })
     }
 }

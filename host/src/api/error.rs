@@ -23,6 +23,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     OverLimit(String),
+    /// A microversion outside the served range (Cinder's `InvalidGlobalAPIVersion`).
+    #[error("{0}")]
+    NotAcceptable(String),
 }
 
 impl ApiError {
@@ -36,6 +39,8 @@ impl ApiError {
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "serviceUnavailable"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflictingRequest"),
             ApiError::OverLimit(_) => (StatusCode::PAYLOAD_TOO_LARGE, "overLimit"),
+            // Cinder's Fault has no name for 406 and falls back to computeFault.
+            ApiError::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, "computeFault"),
         }
     }
 }

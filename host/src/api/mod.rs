@@ -3,16 +3,20 @@
 //! and access-log middleware; each resource lives in its own submodule.
 
 mod attachments;
+mod auth;
 mod backend_drivers;
 mod catalog;
 mod context;
 mod error;
 mod extensions;
+mod hosts;
 mod limits;
 mod listing;
 mod messages;
 mod metadata;
+mod microversion;
 mod plugins;
+mod policy;
 mod qos;
 mod quotas;
 mod services;
@@ -96,9 +100,13 @@ fn v3_routes() -> Router<AppState> {
             post(backend_drivers::rollback),
         )
         .merge(catalog::routes())
+        .merge(hosts::routes())
 }
 
-pub fn router(state: AppState) -> Router {
+pub use auth::{Auth, AuthError};
+pub use microversion::{ApiVersion, Microversion};
+
+pub fn router(state: AppState, auth: Auth) -> Router {
     Router::new()
         .route("/", get(versions::all))
         .route("/v3", get(versions::v3_root))
@@ -115,7 +123,10 @@ pub fn router(state: AppState) -> Router {
         )
         .nest("/v3/{project_id}", v3_routes())
         .merge(Router::new().nest("/v3", v3_routes()))
+        .route_layer(axum::middleware::from_fn(microversion::gate))
+        .route_layer(axum::middleware::from_fn_with_state(auth, auth::middleware))
         .fallback(|| async { ApiError::NotFound("The resource could not be found.".into()) })
+        .layer(axum::middleware::from_fn(microversion::middleware))
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -194,11 +205,15 @@ impl Manager for ApiManager {
         let addr = std_listener.local_addr().map_err(|e| e.to_string())?;
         let listener =
             tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
-        let app = router(AppState {
-            rt: self.rt.clone(),
-            scheduler: SchedulerApi::new(&self.rt),
-            volume: VolumeApi::new(&self.rt),
-        });
+        let auth = Auth::from_config(&self.rt.config()).map_err(|e| e.to_string())?;
+        let app = router(
+            AppState {
+                rt: self.rt.clone(),
+                scheduler: SchedulerApi::new(&self.rt),
+                volume: VolumeApi::new(&self.rt),
+            },
+            auth,
+        );
         let mut stop = self.stop.subscribe();
         let handle = tokio::spawn(async move {
             let shutdown = async move {

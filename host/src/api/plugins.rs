@@ -24,13 +24,7 @@ use crate::scheduler::chains::{ChainSpec, StageSpec};
 use crate::scheduler::placement::{RequestSpec, TypeSpec};
 
 fn admin(ctx: &RequestContext) -> Result<(), ApiError> {
-    if ctx.is_admin {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "Policy doesn't allow managing scheduler plugins: admin only.".into(),
-        ))
-    }
+    super::policy::authorize_admin(ctx, "kiln:plugins")
 }
 
 /// A scheduler's refusal is the client's problem (400); anything else is ours.

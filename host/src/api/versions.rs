@@ -1,13 +1,12 @@
 //! Version discovery: `GET /` answers 300 with every API version, `GET /v3/` the v3 document.
-//! Both answer without a token, so keystoneauth's discovery works under noauth.
+//! Both answer without a token (under noauth and Keystone alike), so keystoneauth's discovery
+//! works; the range advertised is `microversion::MIN`..=`MAX`.
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 
-/// The microversions this build serves. Grows with the API issue's negotiation.
-pub const MIN_VERSION: &str = "3.0";
-pub const MAX_VERSION: &str = "3.0";
+use super::microversion::{MAX, MIN};
 
 fn base_url(headers: &HeaderMap) -> String {
     let host = headers
@@ -21,8 +20,8 @@ fn v3(base: &str) -> serde_json::Value {
     serde_json::json!({
         "id": "v3.0",
         "status": "CURRENT",
-        "version": MAX_VERSION,
-        "min_version": MIN_VERSION,
+        "version": MAX.to_string(),
+        "min_version": MIN.to_string(),
         "updated": "2023-08-31T00:00:00Z",
         "links": [
             {"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"},

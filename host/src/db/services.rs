@@ -162,6 +162,21 @@ impl Db {
             .ok_or_else(|| DbError::NotFound(format!("service {binary} on host {host}")))
     }
 
+    /// Freeze or thaw one service (by id) when it is not already in that state; whether it
+    /// changed. A frozen volume service's backend receives no new placements.
+    pub async fn service_set_frozen(&self, id: i64, frozen: bool) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE services SET frozen = $1, modified_at = $2 WHERE id = $3 AND frozen = $4",
+        )
+        .bind(frozen)
+        .bind(now())
+        .bind(id)
+        .bind(!frozen)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The lowest RPC version recorded by the services of `binary` — up or down, since a
     /// down service may come back — or `None` when no service recorded one.
     pub async fn service_min_rpc_version(&self, binary: &str) -> Result<Option<Version>, DbError> {

@@ -253,8 +253,11 @@ pub async fn create(
         )));
     }
     let base = base_url(&headers, &project);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "volume": detail_view(&row, &base, ctx.is_admin, json!([])) })),
-    ))
+    // Cinder's create answer is the detail view without the extension attributes (tenant,
+    // host, migration), which only show and list add; Tempest's schema refuses them here.
+    let mut view = detail_view(&row, &base, ctx.is_admin, json!([]));
+    if let Some(m) = view.as_object_mut() {
+        m.retain(|k, _| !k.starts_with("os-vol-"));
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "volume": view }))))
 }
