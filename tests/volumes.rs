@@ -348,3 +348,81 @@ fn volume_types_steer_placement_and_quotas_are_enforced() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn retype_without_migration_goes_through_the_chain() {
+    let cloud = Cloud::start("host = \"node1\"\n");
+    let root = cloud.api.clone();
+    let new_type = |name: &str, specs: serde_json::Value| {
+        let (status, body) = http(
+            "POST",
+            &format!("{root}/types"),
+            Some(json!({"volume_type": {"name": name, "extra_specs": specs}})),
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+    new_type("fast", json!({"volume_backend_name": "file"}));
+    new_type("nvme", json!({"storage_protocol": "NVMe"}));
+    let (_, body) = cloud.create(json!({"volume": {"size": 1}}));
+    let id = body["volume"]["id"].as_str().unwrap().to_string();
+    assert_eq!(cloud.settle(&id)["status"], "available");
+    let retype = |body: serde_json::Value| {
+        http(
+            "POST",
+            &format!("{root}/volumes/{id}/action"),
+            Some(json!({ "os-retype": body })),
+        )
+    };
+    let settle = || {
+        let started = Instant::now();
+        loop {
+            let v = cloud.show(&id).1["volume"].clone();
+            if v["status"] != "retyping" {
+                return v;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "stuck retyping"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // The volume's pool satisfies `fast`: the type changes in place.
+    let (status, body) = retype(json!({"new_type": "fast"}));
+    assert_eq!(status, 202, "{body}");
+    let v = settle();
+    assert_eq!(
+        (v["status"].as_str(), v["volume_type"].as_str()),
+        (Some("available"), Some("fast"))
+    );
+    let (status, _) = retype(json!({"new_type": "fast"}));
+    assert_eq!(status, 400, "the same type");
+
+    // It does not satisfy `nvme`: refused with the filter's reason; nothing changes.
+    let (status, _) = retype(json!({"new_type": "nvme"}));
+    assert_eq!(status, 202);
+    let v = settle();
+    assert_eq!(
+        (v["status"].as_str(), v["volume_type"].as_str()),
+        (Some("available"), Some("fast"))
+    );
+    let m = cloud.messages(&id).join("\n");
+    assert!(
+        m.contains("CapabilitiesFilter") && m.contains("migration_policy is never"),
+        "{m}"
+    );
+    let (status, _) = retype(json!({"new_type": "nvme", "migration_policy": "on-demand"}));
+    assert_eq!(status, 202);
+    settle();
+    let m = cloud.messages(&id).join("\n");
+    assert!(m.contains("does not migrate volumes"), "{m}");
+
+    // Bad requests.
+    let (status, _) = retype(json!({"new_type": "nvme", "migration_policy": "sometimes"}));
+    assert_eq!(status, 400);
+    let (status, _) = retype(json!({"new_type": "nope"}));
+    assert_eq!(status, 404);
+    let (status, _) = retype(json!({}));
+    assert_eq!(status, 400);
+}

@@ -16,7 +16,7 @@ use super::catalog::{
 };
 use super::context::Ctx;
 use super::listing;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Microversion};
 use crate::db::snapshots::{NewSnapshot, SnapshotRow};
 
 pub fn routes() -> Router<AppState> {
@@ -43,9 +43,10 @@ const STATUSES: &[&str] = &[
     "restoring",
 ];
 
-/// Cinder's snapshot view (with the extended attributes progress and project id).
-fn view(s: &SnapshotRow) -> Value {
-    json!({
+/// Cinder's snapshot view (with the extended attributes progress and project id) at the
+/// request's microversion.
+fn view(s: &SnapshotRow, mv: Microversion) -> Value {
+    let mut v = json!({
         "id": s.id,
         "created_at": s.created_at,
         "updated_at": s.updated_at,
@@ -57,7 +58,17 @@ fn view(s: &SnapshotRow) -> Value {
         "metadata": s.metadata,
         "os-extended-snapshot-attributes:progress": s.progress,
         "os-extended-snapshot-attributes:project_id": s.project_id,
-    })
+    });
+    if mv.at_least(14) {
+        v["group_snapshot_id"] = json!(s.group_snapshot_id);
+    }
+    if mv.at_least(41) {
+        v["user_id"] = json!(s.user_id);
+    }
+    if mv.at_least(65) {
+        v["consumes_quota"] = json!(s.use_quota);
+    }
+    v
 }
 
 /// A snapshot the caller may see (its project's, or any for an admin).
@@ -103,6 +114,7 @@ fn text(body: &Map<String, Value>, keys: [&str; 2]) -> Result<Option<String>, Ap
 async fn create(
     State(st): State<AppState>,
     ctx: Ctx,
+    mv: Microversion,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = member(json_body(&body)?, "snapshot")?;
@@ -176,7 +188,7 @@ async fn create(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "snapshot": view(&row) })),
+        Json(json!({ "snapshot": view(&row, mv) })),
     ))
 }
 
@@ -190,6 +202,7 @@ const FILTERS: &[(&str, &str, bool)] = &[
 async fn page(
     st: &AppState,
     ctx: &Ctx,
+    mv: Microversion,
     headers: &HeaderMap,
     p: &listing::Params,
     path: &str,
@@ -197,7 +210,7 @@ async fn page(
     let project = project(ctx).to_string();
     let q = listing::query(&ctx.0, &project, p, FILTERS)?;
     let rows = st.rt.db.snapshot_list(&q).await?;
-    let mut body = json!({ "snapshots": rows.iter().map(view).collect::<Vec<_>>() });
+    let mut body = json!({ "snapshots": rows.iter().map(|s| view(s, mv)).collect::<Vec<_>>() });
     let href = format!("{}/v3/{project}/{path}", base_url(headers));
     let last = rows.last().map(|s| s.id.as_str());
     if let Some(next) = listing::next_link(p, rows.len(), last, &href) {
@@ -209,34 +222,38 @@ async fn page(
 async fn list(
     State(st): State<AppState>,
     ctx: Ctx,
+    mv: Microversion,
     headers: HeaderMap,
     Query(p): Query<listing::Params>,
 ) -> Result<Json<Value>, ApiError> {
-    page(&st, &ctx, &headers, &p, "snapshots").await
+    page(&st, &ctx, mv, &headers, &p, "snapshots").await
 }
 
 async fn detail(
     State(st): State<AppState>,
     ctx: Ctx,
+    mv: Microversion,
     headers: HeaderMap,
     Query(p): Query<listing::Params>,
 ) -> Result<Json<Value>, ApiError> {
-    page(&st, &ctx, &headers, &p, "snapshots/detail").await
+    page(&st, &ctx, mv, &headers, &p, "snapshots/detail").await
 }
 
 async fn show(
     State(st): State<AppState>,
     ctx: Ctx,
+    mv: Microversion,
     Path(p): Path<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let s = visible(&st, &ctx, param(&p, "id")?).await?;
-    Ok(Json(json!({ "snapshot": view(&s) })))
+    Ok(Json(json!({ "snapshot": view(&s, mv) })))
 }
 
 /// `PUT /snapshots/{id}`: name and description.
 async fn update(
     State(st): State<AppState>,
     ctx: Ctx,
+    mv: Microversion,
     Path(p): Path<Params>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -252,7 +269,7 @@ async fn update(
         .snapshot_update(&s.id, name.as_deref(), description.as_deref())
         .await?;
     let s = st.rt.db.snapshot_get(&s.id).await?;
-    Ok(Json(json!({ "snapshot": view(&s) })))
+    Ok(Json(json!({ "snapshot": view(&s, mv) })))
 }
 
 /// Move the snapshot to `deleting` (from one of `from`) and have its volume service delete it.

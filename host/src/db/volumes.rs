@@ -36,6 +36,8 @@ pub struct VolumeRow {
     pub encrypted: bool,
     pub provider_location: Option<String>,
     pub provider_auth: Option<String>,
+    /// The volume counts against its project's quota (Cinder's `use_quota`).
+    pub use_quota: bool,
     pub created_at: String,
     pub updated_at: Option<String>,
     pub launched_at: Option<String>,
@@ -46,7 +48,7 @@ const COLUMNS: &str = "id, project_id, user_id, display_name, display_descriptio
     attach_status, migration_status, availability_zone, host, volume_type_id, \
     (SELECT t.name FROM volume_types t WHERE t.id = volumes.volume_type_id) AS volume_type_name, \
     snapshot_id, source_volid, bootable, multiattach, encrypted, provider_location, provider_auth, \
-    created_at, updated_at, launched_at";
+    use_quota, created_at, updated_at, launched_at";
 
 fn from_row(r: &AnyRow) -> Result<VolumeRow, sqlx::Error> {
     Ok(VolumeRow {
@@ -70,6 +72,7 @@ fn from_row(r: &AnyRow) -> Result<VolumeRow, sqlx::Error> {
         encrypted: get_flag(r, "encrypted")?,
         provider_location: r.try_get("provider_location")?,
         provider_auth: r.try_get("provider_auth")?,
+        use_quota: get_flag(r, "use_quota")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         launched_at: r.try_get("launched_at")?,
@@ -324,6 +327,28 @@ impl Db {
         .bind(id)
         .execute(self.writer())
         .await?;
+        Ok(())
+    }
+
+    /// A retype without migration is done: the new type, back to `status`.
+    pub async fn volume_retyped(
+        &self,
+        id: &str,
+        type_id: &str,
+        status: &str,
+    ) -> Result<(), DbError> {
+        let done = sqlx::query(
+            "UPDATE volumes SET volume_type_id = $1, status = $2, updated_at = $3 WHERE id = $4 AND NOT deleted",
+        )
+        .bind(type_id)
+        .bind(status)
+        .bind(now())
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound(format!("Volume {id}")));
+        }
         Ok(())
     }
 

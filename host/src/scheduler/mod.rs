@@ -11,6 +11,7 @@ pub mod host_manager;
 pub mod hot_swap;
 pub mod placement;
 pub mod pools;
+pub mod retype;
 pub mod shadow;
 
 use std::collections::HashSet;
@@ -33,8 +34,8 @@ pub const BINARY: &str = "kiln-scheduler";
 pub const TOPIC: &str = "scheduler";
 /// The scheduler RPC API this build serves. 3.0: update_service_capabilities, get_pools;
 /// 3.1: create_volume; 3.2: activate_chain, validate_chain, dry_run; 3.3: extend_volume;
-/// 3.4: shadow_chain, shadow_report.
-pub const RPC_VERSION: Version = Version::new(3, 4);
+/// 3.4: shadow_chain, shadow_report; 3.5: retype_volume.
+pub const RPC_VERSION: Version = Version::new(3, 5);
 
 /// Arguments of `shadow_chain`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +111,17 @@ impl SchedulerApi {
     ) -> Result<(), RpcError> {
         self.client
             .cast(ctx, None, "extend_volume", Version::new(3, 3), args)
+            .await
+    }
+
+    /// Check that a volume's pool satisfies a new type, then have its service retype it.
+    pub async fn retype_volume(
+        &self,
+        ctx: &RequestContext,
+        args: &retype::RetypeArgs,
+    ) -> Result<(), RpcError> {
+        self.client
+            .cast(ctx, None, "retype_volume", Version::new(3, 5), args)
             .await
     }
 
@@ -356,6 +368,11 @@ impl Manager for SchedulerManager {
         d.register("extend_volume", move |ctx, args: extend::ExtendArgs| {
             let me = me.clone();
             async move { me.schedule_extend(&ctx, args).await }
+        });
+        let me = self.clone();
+        d.register("retype_volume", move |ctx, args: retype::RetypeArgs| {
+            let me = me.clone();
+            async move { me.schedule_retype(&ctx, args).await }
         });
         let me = self.clone();
         d.register("shadow_chain", move |_ctx, args: ShadowArgs| {

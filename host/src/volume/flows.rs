@@ -178,6 +178,34 @@ impl VolumeManager {
         }
     }
 
+    /// Record the new type of a volume the scheduler found its pool satisfies (a retype
+    /// without migration: the data stays where it is).
+    pub(crate) async fn retype_volume(
+        &self,
+        _ctx: &RequestContext,
+        args: crate::scheduler::retype::RetypeArgs,
+    ) -> Result<(), RemoteError> {
+        let id = &args.request_spec.volume_id;
+        let Some(t) = &args.request_spec.volume_type else {
+            return Err(handler_error(format!(
+                "retype of {id} names no volume type"
+            )));
+        };
+        match self
+            .rt
+            .db
+            .volume_retyped(id, &t.id, &args.previous_status)
+            .await
+        {
+            Ok(()) => {
+                info!(volume_id = %id, new_type = %t.name, "volume retyped");
+                Ok(())
+            }
+            Err(crate::db::DbError::NotFound(_)) => Ok(()),
+            Err(e) => Err(handler_error(e)),
+        }
+    }
+
     /// Delete a volume from the backend, then from the database.
     pub(crate) async fn delete_volume(
         &self,

@@ -28,8 +28,8 @@ pub const TOPIC: &str = "volume";
 /// The volume RPC API this build serves. 3.0: publish_service_capabilities; 3.1:
 /// create_volume, delete_volume; 3.2: extend_volume; 3.3: create_snapshot, delete_snapshot,
 /// delete_volume with `cascade`; 3.4: initialize_connection, terminate_connection;
-/// 3.5: swap_driver, rollback_driver.
-pub const RPC_VERSION: Version = Version::new(3, 5);
+/// 3.5: swap_driver, rollback_driver; 3.6: retype_volume.
+pub const RPC_VERSION: Version = Version::new(3, 6);
 
 /// Client side of the volume RPC API, used by the scheduler and the API service.
 #[derive(Clone)]
@@ -152,6 +152,24 @@ impl VolumeApi {
                 Some(backend),
                 "terminate_connection",
                 Version::new(3, 4),
+                args,
+            )
+            .await
+    }
+
+    /// Record a retype the scheduler accepted on `backend` (no migration).
+    pub async fn retype_volume(
+        &self,
+        ctx: &RequestContext,
+        backend: &str,
+        args: &scheduler::retype::RetypeArgs,
+    ) -> Result<(), RpcError> {
+        self.client
+            .cast(
+                ctx,
+                Some(backend),
+                "retype_volume",
+                Version::new(3, 6),
                 args,
             )
             .await
@@ -308,6 +326,14 @@ impl Manager for VolumeManager {
             let me = me.clone();
             async move { me.delete_volume(&ctx, args).await }
         });
+        let me = self.clone();
+        d.register(
+            "retype_volume",
+            move |ctx, args: scheduler::retype::RetypeArgs| {
+                let me = me.clone();
+                async move { me.retype_volume(&ctx, args).await }
+            },
+        );
         let me = self.clone();
         d.register("initialize_connection", move |ctx, args: ConnectArgs| {
             let me = me.clone();

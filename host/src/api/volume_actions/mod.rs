@@ -1,10 +1,12 @@
 //! `POST /volumes/{id}/action`: the volume actions. Growth (`os-extend`, here: the scheduler
 //! checks the volume's pool can take it, then its volume service grows it), the admin actions
-//! (`admin.rs`: reset status, force delete, bootable, read-only) and the legacy attach
+//! (`admin.rs`: reset status, force delete, bootable, read-only), `os-retype` without
+//! migration (`retype.rs`) and the legacy attach
 //! actions (`attach.rs`: reserve ... terminate connection).
 
 mod admin;
 mod attach;
+mod retype;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -44,6 +46,7 @@ pub async fn action(
     };
     match name.as_str() {
         "os-extend" => extend(&st, &ctx, row, args).await,
+        "os-retype" => retype::retype(&st, &ctx, &row, args).await,
         "os-reset_status" => admin::reset_status(&st, &ctx, &row, args).await,
         "os-force_delete" => admin::force_delete(&st, &ctx, &row).await,
         "os-set_bootable" => admin::set_bootable(&st, &row, args).await,

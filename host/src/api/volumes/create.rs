@@ -78,6 +78,7 @@ pub(super) fn metadata(v: &Value) -> Result<BTreeMap<String, String>, ApiError> 
 pub async fn create(
     State(st): State<AppState>,
     Ctx(ctx): Ctx,
+    mv: crate::api::Microversion,
     url_project: Option<Path<String>>,
     headers: HeaderMap,
     Json(body): Json<CreateBody>,
@@ -255,7 +256,12 @@ pub async fn create(
     let base = base_url(&headers, &project);
     // Cinder's create answer is the detail view without the extension attributes (tenant,
     // host, migration), which only show and list add; Tempest's schema refuses them here.
-    let mut view = detail_view(&row, &base, ctx.is_admin, json!([]));
+    let viewer = super::view::Viewer {
+        base,
+        admin: ctx.is_admin,
+        version: mv,
+    };
+    let mut view = detail_view(&row, &viewer, json!([]));
     if let Some(m) = view.as_object_mut() {
         m.retain(|k, _| !k.starts_with("os-vol-"));
     }

@@ -16,10 +16,11 @@ use serde_json::{json, Value};
 use super::attachments;
 use super::context::Ctx;
 use super::listing::{self, Params};
+use super::Microversion;
 use super::{ApiError, AppState};
 use crate::db::volumes::VolumeRow;
 use crate::rpc::RequestContext;
-use view::{base_url, detail_view, summary_view};
+use view::{base_url, detail_view, summary_view, Viewer};
 
 pub use create::create;
 
@@ -118,6 +119,7 @@ pub async fn list(
 pub async fn detail(
     State(st): State<AppState>,
     Ctx(ctx): Ctx,
+    mv: Microversion,
     url_project: Option<Path<String>>,
     headers: HeaderMap,
     Query(p): Query<Params>,
@@ -125,13 +127,18 @@ pub async fn detail(
     let project = project_of(&ctx, url_project.as_deref().map(String::as_str))?;
     let rows = list_rows(&st, &ctx, &project, &p).await?;
     let base = base_url(&headers, &project);
+    let viewer = Viewer {
+        base: base.clone(),
+        admin: ctx.is_admin,
+        version: mv,
+    };
     let ids: Vec<String> = rows.iter().map(|v| v.id.clone()).collect();
     let mut attached = attachments::volume_views(&st, &ids).await?;
     let volumes: Vec<Value> = rows
         .iter()
         .map(|v| {
             let a = attached.remove(&v.id).unwrap_or_else(|| json!([]));
-            detail_view(v, &base, ctx.is_admin, a)
+            detail_view(v, &viewer, a)
         })
         .collect();
     let mut body = json!({ "volumes": volumes });
@@ -191,47 +198,48 @@ pub(crate) async fn visible(
 pub async fn show(
     State(st): State<AppState>,
     Ctx(ctx): Ctx,
+    mv: Microversion,
     Path(params): Path<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (url_project, id) = path_parts(&params);
     let project = project_of(&ctx, url_project)?;
     let row = visible(&st, &ctx, &project, id).await?;
+    let viewer = Viewer {
+        base: base_url(&headers, &project),
+        admin: ctx.is_admin,
+        version: mv,
+    };
     Ok(Json(
-        json!({ "volume": full_view(&st, &ctx, &headers, &project, &row).await? }),
+        json!({ "volume": full_view(&st, &viewer, &row).await? }),
     ))
 }
 
 /// The detailed view of one volume with its attachments.
-async fn full_view(
-    st: &AppState,
-    ctx: &RequestContext,
-    headers: &HeaderMap,
-    project: &str,
-    row: &VolumeRow,
-) -> Result<Value, ApiError> {
+async fn full_view(st: &AppState, viewer: &Viewer, row: &VolumeRow) -> Result<Value, ApiError> {
     let attached = attachments::volume_views(st, std::slice::from_ref(&row.id))
         .await?
         .remove(&row.id)
         .unwrap_or_else(|| json!([]));
-    Ok(detail_view(
-        row,
-        &base_url(headers, project),
-        ctx.is_admin,
-        attached,
-    ))
+    Ok(detail_view(row, viewer, attached))
 }
 
 /// `PUT /volumes/{id}`: name, description and metadata.
 pub async fn update(
     State(st): State<AppState>,
     Ctx(ctx): Ctx,
+    mv: Microversion,
     Path(params): Path<Vec<(String, String)>>,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let (url_project, id) = path_parts(&params);
     let project = project_of(&ctx, url_project)?;
+    let viewer = Viewer {
+        base: base_url(&headers, &project),
+        admin: ctx.is_admin,
+        version: mv,
+    };
     visible(&st, &ctx, &project, id).await?;
     let v = match body.get("volume") {
         Some(v @ Value::Object(_)) => v,
@@ -271,7 +279,7 @@ pub async fn update(
     }
     let row = st.rt.db.volume_get(id).await?;
     Ok(Json(
-        json!({ "volume": full_view(&st, &ctx, &headers, &project, &row).await? }),
+        json!({ "volume": full_view(&st, &viewer, &row).await? }),
     ))
 }
 
