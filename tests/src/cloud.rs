@@ -78,7 +78,35 @@ impl Cloud {
         );
         let api = format!("http://{listen}/v3/demo");
         let cloud = Cloud { dir, api, aio };
-        let backends = config.matches("driver = \"file\"").count().max(1);
+        cloud.wait_for_pools(config.matches("driver = \"file\"").count().max(1));
+        cloud
+    }
+
+    /// Kill the all-in-one (SIGKILL: a crash) and start it again on the same data directory,
+    /// configuration and port; returns once its pools are reported again.
+    pub fn crash_and_restart(&mut self) {
+        self.aio.signal(libc::SIGKILL);
+        self.aio.wait_exit(Duration::from_secs(10)).expect("killed");
+        let cfg = self.dir.path().join("kiln.toml");
+        let config = std::fs::read_to_string(&cfg).unwrap();
+        let listen = self
+            .api
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        self.aio = Kiln::start(
+            "aio-restarted",
+            self.dir.path(),
+            Some(&cfg),
+            &["all-in-one", "--listen", &listen],
+        );
+        self.wait_for_pools(config.matches("driver = \"file\"").count().max(1));
+    }
+
+    fn wait_for_pools(&self, backends: usize) {
+        let cloud = self;
         let started = Instant::now();
         loop {
             let (status, body) = try_http(
@@ -101,7 +129,6 @@ impl Cloud {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        cloud
     }
 
     pub fn volume_dir(&self, backend: &str) -> PathBuf {

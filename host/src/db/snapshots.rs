@@ -184,6 +184,24 @@ impl Db {
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
+    /// The snapshots of the volumes placed on `backend` (`host@backend`, any pool).
+    pub async fn snapshots_on_backend(&self, backend: &str) -> Result<Vec<SnapshotRow>, DbError> {
+        let cols = COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {cols} FROM snapshots s JOIN volumes v ON v.id = s.volume_id \
+             WHERE NOT s.deleted AND (v.host = $1 OR v.host LIKE $2) ORDER BY s.created_at, s.id"
+        ))
+        .bind(backend)
+        .bind(format!("{backend}#%"))
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
     /// Set a snapshot's status (and progress, when given).
     pub async fn snapshot_set_status(
         &self,

@@ -229,6 +229,24 @@ impl Db {
         Ok(rows)
     }
 
+    /// The volumes placed on `backend` (`host@backend`, any pool), with their metadata.
+    pub async fn volumes_on_backend(&self, backend: &str) -> Result<Vec<VolumeRow>, DbError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM volumes WHERE NOT deleted AND (host = $1 OR host LIKE $2)"
+        ))
+        .bind(backend)
+        .bind(format!("{backend}#%"))
+        .fetch_all(self.reader())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut v = from_row(r)?;
+            v.metadata = self.metadata_get(&TABLE, &v.id).await?;
+            out.push(v);
+        }
+        Ok(out)
+    }
+
     /// Set the status (and optionally more columns) of a volume.
     pub async fn volume_set_status(&self, id: &str, status: &str) -> Result<(), DbError> {
         let done = sqlx::query(

@@ -7,6 +7,7 @@ mod attach;
 pub mod driver_slot;
 pub mod driver_swap;
 mod flows;
+mod recovery;
 mod snapshots;
 
 pub use attach::{ConnectArgs, DisconnectArgs};
@@ -381,6 +382,7 @@ impl Manager for VolumeManager {
             .refresh_version_cap(self.scheduler.client(), scheduler::BINARY)
             .await
             .map_err(|e| e.to_string())?;
+        self.recover().await?;
         self.report_capabilities().await
     }
 

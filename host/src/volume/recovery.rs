@@ -1,0 +1,152 @@
+//! `init_host` recovery of one backend after a restart (Cinder's `init_host`): volumes and
+//! snapshots a crash left half-way are settled — `creating` → `error` with a message,
+//! `deleting` resumed, `extending` → `error_extending`, `retyping` back to where it was — and
+//! the exports of attached volumes are re-ensured (a target daemon restart loses them).
+
+use tracing::{info, warn};
+
+use super::flows::{volume_ref, DeleteArgs};
+use super::snapshots::SnapshotArgs;
+use super::VolumeManager;
+use crate::db::user_messages::NewMessage;
+use crate::rpc::RequestContext;
+
+/// What recovery did, for the log and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub errored: usize,
+    pub deletes_resumed: usize,
+    pub exports_ensured: usize,
+    pub export_failures: usize,
+}
+
+impl VolumeManager {
+    /// Settle what a crash left behind on this backend, resuming interrupted deletes (the RPC
+    /// server already serves while this runs).
+    pub(crate) async fn recover(&self) -> Result<Recovered, String> {
+        let ctx = RequestContext::internal();
+        let db = &self.rt.db;
+        let mut done = Recovered::default();
+        let volumes = db
+            .volumes_on_backend(&self.host)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut to_delete: Vec<(String, bool)> = Vec::new();
+        for v in &volumes {
+            let settle = match v.status.as_str() {
+                "creating" => Some(("error", "was being created")),
+                "extending" => Some(("error_extending", "was being extended")),
+                _ => None,
+            };
+            if let Some((status, what)) = settle {
+                let why = format!(
+                    "volume {} {what} when the volume service {} stopped; its state on the \
+                     backend is unknown",
+                    v.id, self.host
+                );
+                db.volume_set_status(&v.id, status)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = db
+                    .user_message_create(&NewMessage {
+                        project_id: &v.project_id,
+                        request_id: Some(&ctx.request_id),
+                        resource_type: Some("VOLUME"),
+                        resource_uuid: Some(&v.id),
+                        action_id: if status == "error" { "001" } else { "007" },
+                        detail_id: "001",
+                        detail: Some(&why),
+                    })
+                    .await;
+                warn!(volume_id = %v.id, status, "settled a volume left half-way by a restart");
+                done.errored += 1;
+            }
+            if v.status == "retyping" {
+                let back = if v.attach_status == "attached" {
+                    "in-use"
+                } else {
+                    "available"
+                };
+                db.volume_set_status(&v.id, back)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                done.errored += 1;
+            }
+            if v.status == "deleting" {
+                let snapshots = db
+                    .snapshots_of_volume(&v.id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                to_delete.push((v.id.clone(), !snapshots.is_empty()));
+            }
+            if v.attach_status == "attached" || v.status == "in-use" {
+                match volume_ref(v) {
+                    Ok(vref) => match self.driver().await.ensure_export(&vref).await {
+                        Ok(()) => done.exports_ensured += 1,
+                        Err(e) => {
+                            warn!(volume_id = %v.id, error = %e, "could not re-ensure the export");
+                            done.export_failures += 1;
+                        }
+                    },
+                    Err(e) => warn!(volume_id = %v.id, error = %e.message, "bad volume record"),
+                }
+            }
+        }
+        let snapshots = db
+            .snapshots_on_backend(&self.host)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut snapshot_deletes = Vec::new();
+        for s in &snapshots {
+            match s.status.as_str() {
+                "creating" => {
+                    db.snapshot_set_status(&s.id, "error", None)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let why = format!(
+                        "snapshot {} was being created when the volume service {} stopped",
+                        s.id, self.host
+                    );
+                    let _ = db
+                        .user_message_create(&NewMessage {
+                            project_id: &s.project_id,
+                            request_id: Some(&ctx.request_id),
+                            resource_type: Some("SNAPSHOT"),
+                            resource_uuid: Some(&s.id),
+                            action_id: "009",
+                            detail_id: "001",
+                            detail: Some(&why),
+                        })
+                        .await;
+                    done.errored += 1;
+                }
+                // A cascading volume delete resumes its own snapshots.
+                "deleting" if !to_delete.iter().any(|(v, _)| *v == s.volume_id) => {
+                    snapshot_deletes.push(s.id.clone());
+                }
+                _ => {}
+            }
+        }
+        done.deletes_resumed = to_delete.len() + snapshot_deletes.len();
+        for snapshot_id in snapshot_deletes {
+            if let Err(e) = self
+                .delete_snapshot(&ctx, SnapshotArgs { snapshot_id })
+                .await
+            {
+                warn!(error = %e.message, "resumed snapshot delete failed");
+            }
+        }
+        for (volume_id, cascade) in to_delete {
+            if let Err(e) = self
+                .delete_volume(&ctx, DeleteArgs { volume_id, cascade })
+                .await
+            {
+                warn!(error = %e.message, "resumed volume delete failed");
+            }
+        }
+        info!(host = %self.host, errored = done.errored, deletes_resumed = done.deletes_resumed,
+              exports_ensured = done.exports_ensured, export_failures = done.export_failures,
+              "recovery after start finished");
+        Ok(done)
+    }
+}
