@@ -43,9 +43,10 @@ const STATUSES: &[&str] = &[
     "restoring",
 ];
 
-/// Cinder's snapshot view (with the extended attributes progress and project id) at the
-/// request's microversion.
-fn view(s: &SnapshotRow, mv: Microversion) -> Value {
+/// Cinder's snapshot view at the request's microversion; `show` and `detail` add the extended
+/// attributes (progress, project id), as Cinder's extension does — create, update and the
+/// summary list do not.
+fn view(s: &SnapshotRow, mv: Microversion, extended: bool) -> Value {
     let mut v = json!({
         "id": s.id,
         "created_at": s.created_at,
@@ -56,9 +57,11 @@ fn view(s: &SnapshotRow, mv: Microversion) -> Value {
         "status": s.status,
         "size": s.volume_size,
         "metadata": s.metadata,
-        "os-extended-snapshot-attributes:progress": s.progress,
-        "os-extended-snapshot-attributes:project_id": s.project_id,
     });
+    if extended {
+        v["os-extended-snapshot-attributes:progress"] = json!(s.progress);
+        v["os-extended-snapshot-attributes:project_id"] = json!(s.project_id);
+    }
     if mv.at_least(14) {
         v["group_snapshot_id"] = json!(s.group_snapshot_id);
     }
@@ -121,7 +124,8 @@ async fn create(
     let volume_id = body
         .get("volume_id")
         .and_then(Value::as_str)
-        .ok_or_else(|| bad("'volume_id' is a required property"))?;
+        // Cinder looks the missing volume up and does not find it.
+        .ok_or_else(|| ApiError::NotFound("Volume None could not be found.".into()))?;
     let force = match body.get("force") {
         None | Some(Value::Null) => false,
         Some(v) => json_bool(v, "force")?,
@@ -188,7 +192,7 @@ async fn create(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "snapshot": view(&row, mv) })),
+        Json(json!({ "snapshot": view(&row, mv, false) })),
     ))
 }
 
@@ -210,7 +214,7 @@ async fn page(
     let project = project(ctx).to_string();
     let q = listing::query(&ctx.0, &project, p, FILTERS)?;
     let rows = st.rt.db.snapshot_list(&q).await?;
-    let mut body = json!({ "snapshots": rows.iter().map(|s| view(s, mv)).collect::<Vec<_>>() });
+    let mut body = json!({ "snapshots": rows.iter().map(|s| view(s, mv, path.ends_with("detail"))).collect::<Vec<_>>() });
     let href = format!("{}/v3/{project}/{path}", base_url(headers));
     let last = rows.last().map(|s| s.id.as_str());
     if let Some(next) = listing::next_link(p, rows.len(), last, &href) {
@@ -246,7 +250,7 @@ async fn show(
     Path(p): Path<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let s = visible(&st, &ctx, param(&p, "id")?).await?;
-    Ok(Json(json!({ "snapshot": view(&s, mv) })))
+    Ok(Json(json!({ "snapshot": view(&s, mv, true) })))
 }
 
 /// `PUT /snapshots/{id}`: name and description.
@@ -269,7 +273,7 @@ async fn update(
         .snapshot_update(&s.id, name.as_deref(), description.as_deref())
         .await?;
     let s = st.rt.db.snapshot_get(&s.id).await?;
-    Ok(Json(json!({ "snapshot": view(&s, mv) })))
+    Ok(Json(json!({ "snapshot": view(&s, mv, false) })))
 }
 
 /// Move the snapshot to `deleting` (from one of `from`) and have its volume service delete it.
