@@ -48,12 +48,15 @@ impl PluginEngine {
         config.parallel_compilation(true);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(MAX_INSTANCES);
-        pool.total_core_instances(MAX_INSTANCES * 4);
+        pool.total_core_instances(MAX_INSTANCES * 8);
         pool.total_memories(MAX_INSTANCES);
         pool.total_tables(MAX_INSTANCES * 2);
-        pool.max_memories_per_component(2);
+        pool.max_memories_per_component(4); // a QuickJS (jco) component has 3
         pool.max_tables_per_component(4);
-        pool.max_core_instances_per_component(16);
+        // A componentize-py (Python) component links the interpreter, libc and its stubs as
+        // separate modules: 38 core instances (plugins/examples/python). Rust, C, Zig and
+        // QuickJS components have at most a handful.
+        pool.max_core_instances_per_component(64);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
 

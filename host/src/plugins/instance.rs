@@ -161,7 +161,9 @@ impl PluginInstance {
         };
         let mut store = Store::new(plugin.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(ticks(plugin.limits.call_deadline));
+        // Instantiation runs start functions and copies data segments: megabytes for an
+        // interpreter (a Python component), so it gets the sync deadline, not a call's.
+        store.set_epoch_deadline(ticks(plugin.limits.sync_deadline));
         let inst_err = |e: wasmtime::Error| PluginError::Instantiate {
             plugin: plugin.name.clone(),
             reason: format!("{e:#}"),
