@@ -21,6 +21,7 @@ mod qos;
 mod quotas;
 mod services;
 mod snapshots;
+mod transfers;
 mod types;
 mod versions;
 mod volume_actions;
@@ -70,6 +71,7 @@ fn v3_routes() -> Router<AppState> {
         .merge(metadata::routes())
         .merge(snapshots::routes())
         .merge(attachments::routes())
+        .merge(transfers::routes())
         .route(
             "/kiln-plugins",
             get(plugins::list)
