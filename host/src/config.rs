@@ -241,7 +241,15 @@ impl Config {
             })?;
             figment = figment.merge(Toml::string(&text));
         }
-        figment = figment.merge(Env::prefixed("KILN_").split("__").ignore(&["config"]));
+        // Not configuration: the file's own path, and the tool paths of `kiln plugin build`.
+        let not_keys = [
+            "config",
+            "componentize",
+            "componentize_py",
+            "jco",
+            "wasm_target_dir",
+        ];
+        figment = figment.merge(Env::prefixed("KILN_").split("__").ignore(&not_keys));
         let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Parse(render_figment_error(e)))?;

@@ -46,8 +46,8 @@ pub struct TestArgs {
     #[arg(long)]
     pub request: PathBuf,
     /// A setting of the plugin, KEY=VALUE (repeatable), as a chain definition's `config`.
-    #[arg(long = "config")]
-    pub config: Vec<String>,
+    #[arg(long = "setting")]
+    pub settings: Vec<String>,
     /// Only these pool ids are candidates (comma-separated); default: every pool.
     #[arg(long, value_delimiter = ',')]
     pub candidates: Option<Vec<u32>>,
@@ -109,10 +109,10 @@ pub fn test(args: TestArgs) -> Result<()> {
     let pools = pool_file::read_pools(&args.pools)?;
     let request = pool_file::read_request(&args.request)?;
     let mut config = BTreeMap::new();
-    for kv in &args.config {
+    for kv in &args.settings {
         let (k, v) = kv
             .split_once('=')
-            .with_context(|| format!("--config {kv}: expected KEY=VALUE"))?;
+            .with_context(|| format!("--setting {kv}: expected KEY=VALUE"))?;
         config.insert(k.to_string(), v.to_string());
     }
     let report = offline::run(&bytes, &pools, &request, args.candidates.as_deref(), config)?;

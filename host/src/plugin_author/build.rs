@@ -314,13 +314,11 @@ fn js(m: &Manifest, dir: &Path, out: &Path) -> Result<(), AuthorError> {
         })?;
     run(Command::new(jco)
         .current_dir(dir)
-        .args([
-            "componentize",
-            "src/plugin.js",
-            "--wit",
-            "wit",
-            "--world-name",
-        ])
+        .arg("componentize")
+        .arg(dir.join("src/plugin.js"))
+        .arg("--wit")
+        .arg(dir.join("wit"))
+        .arg("--world-name")
         .arg(m.kind.as_str())
         .args([
             "--backend",

@@ -85,14 +85,14 @@ fn vars(m: &Manifest, sdk: Option<&SdkSource>) -> BTreeMap<&'static str, String>
         Kind::Filter => (
             "It rejects every pool whose free capacity is below the `min_free_gb` setting \
              (default 10), with a reason such as `8 GB free, below min_free_gb 10`.",
-            "--config min_free_gb=50",
+            "--setting min_free_gb=50",
             "verdict and, for a rejection, the reason",
         ),
         Kind::Weigher => (
             "It prefers pools whose capability `capability` (setting; default \
              `storage_protocol`) is the text `value` (setting; default `iSCSI`): they weigh 1, \
              every other pool 0.",
-            "--config capability=storage_protocol --config value=file",
+            "--setting capability=storage_protocol --setting value=file",
             "raw and normalised weight",
         ),
     };
