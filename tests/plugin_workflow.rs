@@ -7,6 +7,7 @@
 //! the same for a C filter (clang-19 + wasi-libc), when that toolchain is installed.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use kiln_integration_tests::cloud::{http, Cloud};
 use kiln_integration_tests::process::kiln_run;
@@ -59,7 +60,34 @@ fn activate(cloud: &Cloud, dir: &Path, spec: Value) -> i64 {
     let created: Value = serde_json::from_str(&out).unwrap();
     let version = created["chain"]["version"].as_i64().unwrap();
     kiln(cloud, dir, &["chain", "activate", &version.to_string()]);
+    wait_for_chain(cloud, spec["name"].as_str().unwrap());
     version
+}
+
+/// Activation reaches the schedulers by fanout: wait until dry runs use chain `name`.
+fn wait_for_chain(cloud: &Cloud, name: &str) {
+    let started = Instant::now();
+    loop {
+        let (status, d) = http(
+            "POST",
+            &format!("{}/kiln-scheduler/dry-run", cloud.api),
+            Some(json!({"volume": {"size": 1}})),
+        );
+        assert_eq!(status, 200, "{d}");
+        if d["dry_run"]["chain"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(&format!(" {name}"))
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the scheduler never switched to {name}: {d}\n{}",
+            cloud.aio.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Scaffold, build, inspect, record, test, upload, activate; the placement moves from a to b.
@@ -168,6 +196,7 @@ fn author_a_filter(lang: &str, name: &str) {
 
     // Rollback: the previous chain places on a again.
     kiln(&cloud, w, &["chain", "rollback"]);
+    wait_for_chain(&cloud, "least-free");
     assert_eq!(place_volume(&cloud), "node1@a");
 }
 
