@@ -1,4 +1,4 @@
-//! `kiln plugin …`, `kiln chain …`, `kiln dry-run` and `kiln backend driver-…`: the plugin admin commands of
+//! `kiln plugin upload|list` (the author's `new|build|test|inspect|record` are in plugin_cli.rs), `kiln chain …`, `kiln dry-run` and `kiln backend driver-…`: the plugin admin commands of
 //! the `kiln` binary (declared by main.rs only). They talk to a running API over HTTP like any
 //! client, so they work against a remote deployment as well as an all-in-one.
 
@@ -36,6 +36,19 @@ pub enum PluginCommand {
     },
     /// Uploaded components.
     List,
+    /// Scaffold a plugin project (templates for rust, c, python, js).
+    New(crate::plugin_cli::NewArgs),
+    /// Build the project in DIR (default: .) into build/NAME.wasm, a checked component.
+    Build { dir: Option<PathBuf> },
+    /// Run a component offline over recorded pools: each pool's verdict or weight.
+    Test(crate::plugin_cli::TestArgs),
+    /// A component's world, imports and exports; fails on imports its world does not grant.
+    Inspect { file: PathBuf },
+    /// Save the running scheduler's pools (WIT shape) for `kiln plugin test`.
+    Record {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -71,7 +84,7 @@ fn base(config: &Config, ep: &Endpoint) -> String {
         .to_string()
 }
 
-async fn send(req: reqwest::RequestBuilder, token: &str) -> Result<Value> {
+pub(crate) async fn send(req: reqwest::RequestBuilder, token: &str) -> Result<Value> {
     let resp = req
         .header("X-Auth-Token", token)
         .send()
@@ -117,6 +130,11 @@ pub async fn plugin(config: &Config, ep: &Endpoint, cmd: PluginCommand) -> Resul
         PluginCommand::List => {
             print(&send(client.get(format!("{base}/kiln-plugins")), &ep.token).await?)
         }
+        PluginCommand::New(args) => crate::plugin_cli::new(args),
+        PluginCommand::Build { dir } => crate::plugin_cli::build(dir),
+        PluginCommand::Test(args) => crate::plugin_cli::test(args),
+        PluginCommand::Inspect { file } => crate::plugin_cli::inspect(file),
+        PluginCommand::Record { out } => crate::plugin_cli::record(&base, &ep.token, out).await,
     }
 }
 

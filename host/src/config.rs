@@ -246,7 +246,21 @@ impl Config {
             })?;
             figment = figment.merge(Toml::string(&text));
         }
-        figment = figment.merge(Env::prefixed("KILN_").split("__").ignore(&["config"]));
+        // Only variables naming a configuration key are configuration: others with the prefix
+        // (the config file's own path, tool paths of `kiln plugin build`, test harness
+        // variables such as KILN_BIN) are someone else's.
+        let known: Vec<String> = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        figment = figment.merge(
+            Env::prefixed("KILN_")
+                .filter(move |k| {
+                    let top = k.as_str().split("__").next().unwrap_or_default();
+                    known.iter().any(|n| n.eq_ignore_ascii_case(top))
+                })
+                .split("__"),
+        );
         let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Parse(render_figment_error(e)))?;

@@ -2,6 +2,7 @@
 //! process together. Everything else lives in the library.
 
 mod admin_cli;
+mod plugin_cli;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,7 +69,8 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
-    /// Scheduler plugin components: upload (validated by a scheduler), list.
+    /// Scheduler plugin components: upload (validated by a scheduler), list; the author's
+    /// new, build, test, inspect, record.
     Plugin {
         #[command(flatten)]
         endpoint: admin_cli::Endpoint,

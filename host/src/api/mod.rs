@@ -93,6 +93,7 @@ fn v3_routes() -> Router<AppState> {
             post(plugins::activate_chain),
         )
         .route("/kiln-scheduler/dry-run", post(plugins::dry_run))
+        .route("/kiln-scheduler/pools", get(plugins::scheduler_pools))
         .route(
             "/kiln-backends/{backend}/driver",
             get(backend_drivers::show).post(backend_drivers::swap),

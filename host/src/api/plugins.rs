@@ -8,7 +8,9 @@
 //!   `GET /kiln-chains` lists versions and the active one;
 //! - `POST /kiln-chains/{version}/activate`, `POST /kiln-chains/rollback`: the database is the
 //!   source of truth, then a fanout makes every scheduler switch;
-//! - `POST /kiln-scheduler/dry-run` (`{"volume": {...}}`): where a request would go, and why.
+//! - `POST /kiln-scheduler/dry-run` (`{"volume": {...}}`): where a request would go, and why;
+//! - `GET /kiln-scheduler/pools`: one scheduler's pools as its plugins see them (the WIT
+//!   `pool` records, `plugin_author::pool_file`), for `kiln plugin record`.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -334,4 +336,15 @@ pub async fn shadow_report(
     admin(&ctx)?;
     let report = st.scheduler.shadow_report(&ctx).await.map_err(from_rpc)?;
     Ok(Json(json!({ "shadow": report })))
+}
+
+/// `GET /kiln-scheduler/pools`.
+pub async fn scheduler_pools(
+    State(st): State<AppState>,
+    Ctx(ctx): Ctx,
+) -> Result<Json<crate::plugin_author::pool_file::PoolFile>, ApiError> {
+    admin(&ctx)?;
+    Ok(Json(
+        st.scheduler.plugin_pools(&ctx).await.map_err(from_rpc)?,
+    ))
 }

@@ -34,8 +34,8 @@ pub const BINARY: &str = "kiln-scheduler";
 pub const TOPIC: &str = "scheduler";
 /// The scheduler RPC API this build serves. 3.0: update_service_capabilities, get_pools;
 /// 3.1: create_volume; 3.2: activate_chain, validate_chain, dry_run; 3.3: extend_volume;
-/// 3.4: shadow_chain, shadow_report; 3.5: retype_volume.
-pub const RPC_VERSION: Version = Version::new(3, 5);
+/// 3.4: shadow_chain, shadow_report; 3.5: retype_volume; 3.6: plugin_pools.
+pub const RPC_VERSION: Version = Version::new(3, 6);
 
 /// Arguments of `shadow_chain`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +191,23 @@ impl SchedulerApi {
             .await
     }
 
+    /// The pools of one scheduler's live chain as its plugins see them (WIT records), of
+    /// backends that are up and enabled: what `kiln plugin record` saves.
+    pub async fn plugin_pools(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<crate::plugin_author::pool_file::PoolFile, RpcError> {
+        self.client
+            .call(
+                ctx,
+                None,
+                "plugin_pools",
+                Version::new(3, 6),
+                serde_json::json!({}),
+            )
+            .await
+    }
+
     /// The pools one scheduler knows, of backends that are up and enabled.
     pub async fn get_pools(&self, ctx: &RequestContext) -> Result<Vec<PoolView>, RpcError> {
         #[derive(Deserialize)]
@@ -312,6 +329,31 @@ impl SchedulerManager {
         .await
     }
 
+    /// The live chain's pools of active backends, as WIT records, by id.
+    async fn plugin_pools(&self) -> Result<crate::plugin_author::pool_file::PoolFile, RemoteError> {
+        use crate::plugin_author::pool_file::{PoolFile, PoolJson};
+        let active = self.active_backends().await?;
+        let mut pools = self
+            .with_state(move |s| {
+                s.chain
+                    .table()
+                    .iter()
+                    .filter(|p| active.contains(&p.backend))
+                    .map(PoolJson::from_pool)
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+        pools.sort_by_key(|p| p.id);
+        let recorded_at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok();
+        Ok(PoolFile {
+            scheduler: Some(self.host.clone()),
+            recorded_at,
+            pools,
+        })
+    }
+
     /// Volume services that may receive volumes: up, enabled, not frozen.
     async fn active_backends(&self) -> Result<HashSet<String>, RemoteError> {
         let down_time = self.rt.config().service_down_time();
@@ -422,6 +464,11 @@ impl Manager for SchedulerManager {
                 let active = me.active_backends().await?;
                 me.with_state(move |s| s.hosts.pools(&active)).await
             }
+        });
+        let me = self.clone();
+        d.register("plugin_pools", move |_ctx, _args: serde_json::Value| {
+            let me = me.clone();
+            async move { me.plugin_pools().await }
         });
         Some(d)
     }
