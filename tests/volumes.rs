@@ -234,7 +234,8 @@ fn driver_failure_is_rescheduled_to_another_backend_then_explained_when_none_is_
 /// in as the pool's limit allows.
 #[test]
 fn concurrent_placements_never_over_commit_a_pool_on_postgresql() {
-    use kiln::db::volumes::{NewVolume, PoolLimit};
+    use kiln::db::placement::PoolLimit;
+    use kiln::db::volumes::NewVolume;
     use kiln::db::{Db, DbOptions};
     block_on(async {
         let url = p::fresh_pg_database().await;

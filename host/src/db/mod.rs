@@ -11,6 +11,7 @@ pub mod attachments;
 pub mod backend_drivers;
 pub mod listing;
 pub mod metadata;
+pub mod placement;
 pub mod plugins;
 pub mod qos;
 pub mod quotas;

@@ -128,6 +128,14 @@ macro_rules! t {
     };
 }
 
+/// The `wit-bindgen c` bindings of the C examples (`plugins/examples/c/bindings`, regenerated and
+/// checked by `scripts/build-examples` when the WIT changes): one copy serves both.
+macro_rules! c_bindings {
+    ($path:literal) => {
+        include_str!(concat!("../../../plugins/examples/c/bindings/", $path))
+    };
+}
+
 /// The files of a new project for `m`. A Rust project needs `sdk`.
 pub fn project(m: &Manifest, sdk: Option<&SdkSource>) -> Result<Vec<File>, AuthorError> {
     let vars = vars(m, sdk);
@@ -188,16 +196,16 @@ pub fn project(m: &Manifest, sdk: Option<&SdkSource>) -> Result<Vec<File>, Autho
                 ("src/world.h", t!("c/world.h")),
                 ("src/pool_table.h", t!("c/pool_table.h")),
                 ("src/pool_table.c", t!("c/pool_table.c")),
-                ("bindings/WIT_SHA256", t!("c/bindings/WIT_SHA256")),
-                ("bindings/filter/filter.c", t!("c/bindings/filter/filter.c")),
-                ("bindings/filter/filter.h", t!("c/bindings/filter/filter.h")),
+                ("bindings/WIT_SHA256", c_bindings!("WIT_SHA256")),
+                ("bindings/filter/filter.c", c_bindings!("filter/filter.c")),
+                ("bindings/filter/filter.h", c_bindings!("filter/filter.h")),
                 (
                     "bindings/weigher/weigher.c",
-                    t!("c/bindings/weigher/weigher.c"),
+                    c_bindings!("weigher/weigher.c"),
                 ),
                 (
                     "bindings/weigher/weigher.h",
-                    t!("c/bindings/weigher/weigher.h"),
+                    c_bindings!("weigher/weigher.h"),
                 ),
                 (".gitignore", t!("c/gitignore.in")),
             ] {
@@ -209,11 +217,15 @@ pub fn project(m: &Manifest, sdk: Option<&SdkSource>) -> Result<Vec<File>, Autho
             for (path, bytes) in [
                 (
                     "bindings/filter/filter_component_type.o",
-                    &include_bytes!("templates/c/bindings/filter/filter_component_type.o")[..],
+                    &include_bytes!(
+                        "../../../plugins/examples/c/bindings/filter/filter_component_type.o"
+                    )[..],
                 ),
                 (
                     "bindings/weigher/weigher_component_type.o",
-                    &include_bytes!("templates/c/bindings/weigher/weigher_component_type.o")[..],
+                    &include_bytes!(
+                        "../../../plugins/examples/c/bindings/weigher/weigher_component_type.o"
+                    )[..],
                 ),
             ] {
                 files.push(File {
@@ -341,10 +353,10 @@ mod tests {
         // The embedded C bindings were generated from this very WIT.
         let sha = crate::plugins::engine::content_hash(WIT.as_bytes());
         assert_eq!(
-            t!("c/bindings/WIT_SHA256").trim(),
+            c_bindings!("WIT_SHA256").trim(),
             sha,
-            "wit/kiln-plugin.wit changed: regenerate host/src/plugin_author/templates/c/bindings \
-             with `wit-bindgen c` (see templates/c/notes.toml)"
+            "wit/kiln-plugin.wit changed: regenerate plugins/examples/c/bindings with \
+             `scripts/build-examples --regenerate-bindings`"
         );
         let m = Manifest::new("x", Kind::Filter, Language::Python).unwrap();
         assert!(text(&project(&m, None).unwrap(), "app.py").contains("def kiln_accept"));

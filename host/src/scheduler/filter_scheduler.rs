@@ -24,7 +24,7 @@ struct Picked {
     /// `host@backend#pool`, its limit, and the consumption to revert.
     chosen: Option<(
         String,
-        crate::db::volumes::PoolLimit,
+        crate::db::placement::PoolLimit,
         super::pools::Consumed,
     )>,
     names: Vec<(u32, String)>,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::pools::Consumed;
-use crate::db::volumes::PoolLimit;
+use crate::db::placement::PoolLimit;
 use crate::plugins::{Decision, Removal};
 
 /// What a placement request asks for (Cinder's request spec).
