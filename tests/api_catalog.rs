@@ -120,8 +120,21 @@ fn assert_error(got: &(u16, Value), status: u16, kind: &str) {
 }
 
 async fn quotas_and_limits(api: &Api) {
-    let want = json!({"id": PROJECT, "volumes": 10, "snapshots": 10, "gigabytes": 1000, "backups": 10,
+    let mut want = json!({"id": PROJECT, "volumes": 10, "snapshots": 10, "gigabytes": 1000, "backups": 10,
                       "backup_gigabytes": 1000, "per_volume_gigabytes": -1, "groups": 10});
+    // Cinder's per-volume-type keys, unlimited by default, for every live type.
+    let (_, types) = api.get("/types?is_public=None").await;
+    let types = types["volume_types"]
+        .as_array()
+        .expect("a type list")
+        .clone();
+    assert!(!types.is_empty(), "the default type at least");
+    for t in types {
+        let name = t["name"].as_str().expect("a type name");
+        for resource in ["volumes", "gigabytes", "snapshots"] {
+            want[format!("{resource}_{name}")] = json!(-1);
+        }
+    }
     let (s, q) = api.get(&format!("/os-quota-sets/{PROJECT}")).await;
     assert_eq!((s, &q["quota_set"]), (200, &want));
     let (_, d) = api.get(&format!("/os-quota-sets/{PROJECT}/defaults")).await;

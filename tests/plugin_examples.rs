@@ -62,9 +62,10 @@ pub fn component(lang: &str, plugin: &str) -> Vec<u8> {
 fn engine() -> Arc<PluginEngine> {
     static E: OnceLock<Arc<PluginEngine>> = OnceLock::new();
     E.get_or_init(|| {
-        // The Python and JS components take seconds to compile (minutes in a debug build of
-        // Cranelift), so their precompiled artifacts are kept between runs, in the directory
-        // cargo gives integration tests (named by content and engine hash, as in the host).
+        // The Python and JS components take seconds to compile (Cranelift is optimised even in
+        // dev builds, see Cargo.toml), so their precompiled artifacts are kept between runs,
+        // in the directory cargo gives integration tests (named by content and engine hash,
+        // as in the host).
         let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-examples-precompiled");
         PluginEngine::new(Some(cache)).unwrap()
     })

@@ -1,44 +1,134 @@
-//! The plugin author's workflow, as a new author would run it, against a running
-//! `kiln all-in-one`: `kiln plugin new` scaffolds a Rust filter into a temp dir outside the
-//! repository, `kiln plugin build` builds it (Debian's rustc-web or a rustup wasm32 target),
-//! `kiln plugin inspect` checks it, `kiln plugin record` saves the scheduler's pools and
+//! The plugin author's workflow, as a new author following docs/plugin-guide.md would run it,
+//! against a running `kiln all-in-one`, in every language `kiln plugin new` offers (Rust, C,
+//! Zig, Python, JavaScript): `kiln plugin new` scaffolds a filter into a temp dir outside the
+//! repository, the guide's per-language set-up runs (JavaScript: `npm install` in the project),
+//! `kiln plugin build` builds it with the toolchain on `PATH` where the guide has the user put
+//! it, `kiln plugin inspect` checks it, `kiln plugin record` saves the scheduler's pools and
 //! `kiln plugin test` runs the filter over them offline; then it is uploaded, put in a chain
-//! and activated, and the next volume lands on another pool than before. A second test does
-//! the same for a C filter (clang-19 + wasi-libc), when that toolchain is installed.
+//! and activated, the next volume lands on another pool than before, and a rollback brings the
+//! old placement back. One flow, [`author_a_filter`], serves every language.
+//!
+//! The toolchains are the ones `scripts/build-examples` installs (the test command runs it
+//! first); a missing one fails the test with `kiln plugin build`'s own message. A last test
+//! checks that message: without a toolchain, each language's build names what to install.
 
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kiln_integration_tests::cloud::{http, Cloud};
-use kiln_integration_tests::process::kiln_run;
+use kiln_integration_tests::plugin_tools;
+use kiln_integration_tests::process::kiln_run_env;
 use serde_json::{json, Value};
 
-/// Two file backends of declared sizes: a 30 GiB, b 100 GiB.
+/// Two file backends of declared sizes: a 30 GiB, b 100 GiB. Uploading or activating a new
+/// component makes the scheduler compile it inside the RPC call: the 18 MiB Python component
+/// took over 60 s (the default rpc_response_timeout) in a debug kiln on a 2-core machine at
+/// load 12, hence the longer timeout.
 const TWO_BACKENDS: &str = "host = \"node1\"\nenabled_backends = [\"a\", \"b\"]\n\
+    [messaging]\nrpc_response_timeout = 300\n\
     [backends.a]\ndriver = \"file\"\ncapacity_gb = 30.0\n\
     [backends.b]\ndriver = \"file\"\ncapacity_gb = 100.0\n";
 
-/// `kiln ARGS` in `dir` against the cloud's API; stdout, or a panic with everything.
-fn kiln(cloud: &Cloud, dir: &Path, args: &[&str]) -> String {
-    let mut all = args.to_vec();
-    all.extend(["--url", &cloud.api, "--token", "admin:demo"]);
-    let (code, out, err) = kiln_run(dir, None, &all);
-    assert_eq!(
-        code, 0,
-        "kiln {args:?} failed\nstdout:\n{out}\nstderr:\n{err}"
-    );
-    out
+/// The flows run one at a time: each builds with a whole toolchain and compiles components,
+/// and in parallel on 2 cores they slow each other past the scheduler's deadlines.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A language as the guide (§5, and the project's README) has a user set it up.
+struct Language {
+    /// `--lang` of `kiln plugin new`.
+    lang: &'static str,
+    /// The project's name.
+    project: &'static str,
+    /// `PATH` for every command: with the toolchain where the guide has the user put it.
+    path: OsString,
+    /// Commands the guide has the user run in the new project before `kiln plugin build`.
+    setup: &'static [&'static [&'static str]],
 }
 
-/// Where a 1 GiB volume lands now (backend of the created volume).
-fn place_volume(cloud: &Cloud) -> String {
-    let (status, body) = cloud.create(json!({"volume": {"size": 1}}));
-    assert_eq!(status, 202, "{body}");
-    let id = body["volume"]["id"].as_str().unwrap().to_string();
-    let v = cloud.settle(&id);
-    assert_eq!(v["status"], "available", "{v}\n{}", cloud.aio.log_text());
-    let host = v["os-vol-host-attr:host"].as_str().unwrap_or_default();
-    host.split('#').next().unwrap_or_default().to_string()
+/// A running all-in-one and the environment of the author's shell.
+struct Session {
+    cloud: Cloud,
+    path: OsString,
+}
+
+impl Session {
+    /// `kiln ARGS` in `dir` against the cloud's API; stdout, or a panic with everything.
+    fn kiln(&self, dir: &Path, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend(["--url", &self.cloud.api, "--token", "admin:demo"]);
+        let env = [("PATH", self.path.as_os_str())];
+        let started = Instant::now();
+        let (code, out, err) = kiln_run_env(dir, None, &all, &env);
+        assert_eq!(
+            code,
+            0,
+            "kiln {args:?} failed{}\nstdout:\n{out}\nstderr:\n{err}",
+            if args.get(1) == Some(&"build") {
+                format!(
+                    " (the toolchains are installed by scripts/build-examples, under {})",
+                    plugin_tools::tools_dir().display()
+                )
+            } else {
+                String::new()
+            }
+        );
+        eprintln!("kiln {args:?}: {:.1} s", started.elapsed().as_secs_f64());
+        out
+    }
+
+    /// Where a 1 GiB volume lands now (backend of the created volume).
+    fn place_volume(&self) -> String {
+        let cloud = &self.cloud;
+        let (status, body) = cloud.create(json!({"volume": {"size": 1}}));
+        assert_eq!(status, 202, "{body}");
+        let id = body["volume"]["id"].as_str().unwrap().to_string();
+        let v = cloud.settle(&id);
+        assert_eq!(v["status"], "available", "{v}\n{}", cloud.aio.log_text());
+        let host = v["os-vol-host-attr:host"].as_str().unwrap_or_default();
+        host.split('#').next().unwrap_or_default().to_string()
+    }
+
+    /// `kiln chain create` + `kiln chain activate`, then wait until the scheduler runs it.
+    fn activate(&self, dir: &Path, spec: Value) -> i64 {
+        let file = dir.join(format!("{}.json", spec["name"].as_str().unwrap()));
+        std::fs::write(&file, spec.to_string()).unwrap();
+        let out = self.kiln(dir, &["chain", "create", file.to_str().unwrap()]);
+        let created: Value = serde_json::from_str(&out).unwrap();
+        let version = created["chain"]["version"].as_i64().unwrap();
+        self.kiln(dir, &["chain", "activate", &version.to_string()]);
+        self.wait_for_chain(spec["name"].as_str().unwrap());
+        version
+    }
+
+    /// Activation reaches the schedulers by fanout: wait until dry runs use chain `name`.
+    fn wait_for_chain(&self, name: &str) {
+        let started = Instant::now();
+        loop {
+            let (status, d) = http(
+                "POST",
+                &format!("{}/kiln-scheduler/dry-run", self.cloud.api),
+                Some(json!({"volume": {"size": 1}})),
+            );
+            assert_eq!(status, 200, "{d}");
+            if d["dry_run"]["chain"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with(&format!(" {name}"))
+            {
+                return;
+            }
+            // Each scheduler builds the chain (loads, instantiates and fully syncs every
+            // plugin) before switching: ~6 s for the Python filter on a loaded machine.
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the scheduler never switched to {name}: {d}\n{}",
+                self.cloud.aio.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// A chain preferring the pool with the least free space, with `extra` filters first.
@@ -53,65 +143,68 @@ fn chain(name: &str, extra: Vec<Value>) -> Value {
     })
 }
 
-fn activate(cloud: &Cloud, dir: &Path, spec: Value) -> i64 {
-    let file = dir.join(format!("{}.json", spec["name"].as_str().unwrap()));
-    std::fs::write(&file, spec.to_string()).unwrap();
-    let out = kiln(cloud, dir, &["chain", "create", file.to_str().unwrap()]);
-    let created: Value = serde_json::from_str(&out).unwrap();
-    let version = created["chain"]["version"].as_i64().unwrap();
-    kiln(cloud, dir, &["chain", "activate", &version.to_string()]);
-    wait_for_chain(cloud, spec["name"].as_str().unwrap());
-    version
-}
-
-/// Activation reaches the schedulers by fanout: wait until dry runs use chain `name`.
-fn wait_for_chain(cloud: &Cloud, name: &str) {
+/// Run `argv` in `dir` with `path` as `PATH`, as the author would in their shell.
+fn shell(dir: &Path, path: &OsStr, argv: &[&str]) {
     let started = Instant::now();
-    loop {
-        let (status, d) = http(
-            "POST",
-            &format!("{}/kiln-scheduler/dry-run", cloud.api),
-            Some(json!({"volume": {"size": 1}})),
-        );
-        assert_eq!(status, 200, "{d}");
-        if d["dry_run"]["chain"]
-            .as_str()
-            .unwrap_or_default()
-            .ends_with(&format!(" {name}"))
-        {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the scheduler never switched to {name}: {d}\n{}",
-            cloud.aio.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .current_dir(dir)
+        .env("PATH", path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {argv:?} (as the guide says): {e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?} in {} failed ({})\nstdout:\n{}\nstderr:\n{}",
+        dir.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{argv:?}: {:.1} s", started.elapsed().as_secs_f64());
 }
 
-/// Scaffold, build, inspect, record, test, upload, activate; the placement moves from a to b.
-fn author_a_filter(lang: &str, name: &str) {
-    let cloud = Cloud::start(TWO_BACKENDS);
+/// Scaffold, set up, build, inspect, record, test, upload, activate; the placement moves from
+/// a to b, and back on rollback.
+fn author_a_filter(l: Language) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let s = Session {
+        cloud: Cloud::start(TWO_BACKENDS),
+        path: l.path,
+    };
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
+    let name = l.project;
 
-    let out = kiln(
-        &cloud,
+    let out = s.kiln(
         w,
-        &["plugin", "new", "--lang", lang, "--kind", "filter", name],
+        &["plugin", "new", "--lang", l.lang, "--kind", "filter", name],
     );
     assert!(out.contains("world kiln:plugin/filter@0.1.0"), "{out}");
+    // What to do next, including the language's own set-up step.
+    let next = out
+        .lines()
+        .find(|l| l.starts_with("next: "))
+        .unwrap_or_else(|| panic!("no next step: {out}"));
+    for step in l.setup {
+        assert!(next.contains(&step.join(" ")), "{next}");
+    }
     let project = w.join(name);
     assert!(project.join("kiln-plugin.toml").is_file());
-    assert!(project.join("README.md").is_file());
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    for step in l.setup {
+        assert!(readme.contains(&step.join(" ")), "{readme}");
+    }
 
-    let out = kiln(&cloud, &project, &["plugin", "build"]);
+    for step in l.setup {
+        shell(&project, &s.path, step);
+    }
+    let out = s.kiln(&project, &["plugin", "build"]);
     let wasm = project.join(format!("build/{}.wasm", name.replace('-', "_")));
     assert!(out.contains(wasm.to_str().unwrap()), "{out}");
     let wasm = wasm.to_str().unwrap();
 
-    let out = kiln(&cloud, w, &["plugin", "inspect", wasm]);
+    let out = s.kiln(w, &["plugin", "inspect", wasm]);
     assert!(out.contains("world      kiln:plugin/filter@0.1.0"), "{out}");
     assert!(out.contains("kiln:plugin/pool-sync@0.1.0"), "{out}");
     assert!(out.contains("verdict    OK"), "{out}");
@@ -119,11 +212,7 @@ fn author_a_filter(lang: &str, name: &str) {
 
     // The scheduler's pools, recorded before any volume exists: a 30 GiB free, b 100.
     let pools = w.join("pools.json");
-    kiln(
-        &cloud,
-        w,
-        &["plugin", "record", "--out", pools.to_str().unwrap()],
-    );
+    s.kiln(w, &["plugin", "record", "--out", pools.to_str().unwrap()]);
     let recorded: Value = serde_json::from_str(&std::fs::read_to_string(&pools).unwrap()).unwrap();
     let list = recorded["pools"].as_array().unwrap();
     assert_eq!(list.len(), 2, "{recorded}");
@@ -142,8 +231,7 @@ fn author_a_filter(lang: &str, name: &str) {
 
     let request = w.join("request.json");
     std::fs::write(&request, r#"{"size-gb": 1}"#).unwrap();
-    let out = kiln(
-        &cloud,
+    let out = s.kiln(
         w,
         &[
             "plugin",
@@ -174,47 +262,139 @@ fn author_a_filter(lang: &str, name: &str) {
     );
 
     // Without the filter, a chain preferring the least free space places on a.
-    activate(&cloud, w, chain("least-free", vec![]));
-    assert_eq!(place_volume(&cloud), "node1@a");
+    s.activate(w, chain("least-free", vec![]));
+    assert_eq!(s.place_volume(), "node1@a");
 
     // Upload the authored filter, add it to that chain, activate: a is now refused.
-    let out = kiln(&cloud, w, &["plugin", "upload", wasm, "--kind", "filter"]);
+    let out = s.kiln(w, &["plugin", "upload", wasm, "--kind", "filter"]);
     let uploaded: Value = serde_json::from_str(&out).unwrap();
     let sha = uploaded["plugin"]["sha256"].as_str().unwrap();
     let mine = json!({"plugin": format!("sha256:{sha}"), "config": {"min_free_gb": "50"}});
-    activate(&cloud, w, chain("least-free-with-mine", vec![mine]));
-    assert_eq!(place_volume(&cloud), "node1@b");
+    s.activate(w, chain("least-free-with-mine", vec![mine]));
+    assert_eq!(s.place_volume(), "node1@b");
     // The dry run names the authored filter and its reason for a.
-    let (status, d) = http(
-        "POST",
-        &format!("{}/kiln-scheduler/dry-run", cloud.api),
-        Some(json!({"volume": {"size": 1}})),
-    );
-    assert_eq!(status, 200, "{d}");
-    let text = d.to_string();
-    assert!(text.contains("below min_free_gb 50"), "{text}");
+    let out = s.kiln(w, &["dry-run", "--size", "1"]);
+    assert!(out.contains("below min_free_gb 50"), "{out}");
 
     // Rollback: the previous chain places on a again.
-    kiln(&cloud, w, &["chain", "rollback"]);
-    wait_for_chain(&cloud, "least-free");
-    assert_eq!(place_volume(&cloud), "node1@a");
+    s.kiln(w, &["chain", "rollback"]);
+    s.wait_for_chain("least-free");
+    assert_eq!(s.place_volume(), "node1@a");
+    eprintln!(
+        "{}: scaffold to rollback in {:.1} s",
+        l.lang,
+        started.elapsed().as_secs_f64()
+    );
 }
 
 #[test]
 fn a_rust_filter_goes_from_scaffold_to_changing_placements() {
-    author_a_filter("rust", "min-free-filter");
+    author_a_filter(Language {
+        lang: "rust",
+        project: "min-free-filter",
+        path: plugin_tools::path(),
+        setup: &[],
+    });
 }
 
 #[test]
 fn a_c_filter_goes_from_scaffold_to_changing_placements() {
-    if std::process::Command::new("clang-19")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        // scripts/build-examples installs clang-19; without it the C path cannot be tried.
-        eprintln!("skipped: clang-19 is not installed (scripts/build-examples installs it)");
-        return;
+    // clang-19 and wasi-libc from apt, on the system PATH.
+    author_a_filter(Language {
+        lang: "c",
+        project: "c-min-free",
+        path: plugin_tools::path(),
+        setup: &[],
+    });
+}
+
+#[test]
+fn a_zig_filter_goes_from_scaffold_to_changing_placements() {
+    // `pip install ziglang==0.17.1` in a venv whose bin/ (python-zig) is on PATH.
+    author_a_filter(Language {
+        lang: "zig",
+        project: "zig-min-free",
+        path: plugin_tools::path_with(&[&plugin_tools::venv_bin()]),
+        setup: &[],
+    });
+}
+
+#[test]
+fn a_python_filter_goes_from_scaffold_to_changing_placements() {
+    // `pip install componentize-py==0.25.1` in a venv whose bin/ is on PATH.
+    author_a_filter(Language {
+        lang: "python",
+        project: "py-min-free",
+        path: plugin_tools::path_with(&[&plugin_tools::venv_bin()]),
+        setup: &[],
+    });
+}
+
+#[test]
+fn a_javascript_filter_goes_from_scaffold_to_changing_placements() {
+    // Node.js and npm from the system; jco from `npm install` in the project.
+    author_a_filter(Language {
+        lang: "js",
+        project: "js-min-free",
+        path: plugin_tools::path(),
+        setup: &[&["npm", "install"]],
+    });
+}
+
+/// Without its toolchain, `kiln plugin build` stops before running anything and names what to
+/// install, for every language.
+#[test]
+fn a_build_without_the_toolchain_names_what_to_install() {
+    let work = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let env = [
+        ("PATH", empty.path().as_os_str()),
+        ("KILN_COMPONENTIZE_PY", OsStr::new("")),
+        ("KILN_JCO", OsStr::new("")),
+        ("CLANG", OsStr::new("")),
+        ("ZIG", OsStr::new("")),
+    ];
+    for (lang, tool, install) in [
+        (
+            "rust",
+            "a Rust toolchain for wasm32-unknown-unknown",
+            "rustup target add wasm32-unknown-unknown",
+        ),
+        ("c", "clang-19", "apt-get install clang-19"),
+        ("zig", "zig", "pip install ziglang==0.17.1"),
+        (
+            "python",
+            "componentize-py",
+            "pip install componentize-py==0.25.1",
+        ),
+        ("js", "jco", "Run `npm install` in the project"),
+    ] {
+        let name = format!("{lang}-missing");
+        let (code, out, err) = kiln_run_env(
+            work.path(),
+            None,
+            &["plugin", "new", "--lang", lang, "--kind", "filter", &name],
+            &env,
+        );
+        assert_eq!(code, 0, "{out}\n{err}");
+        let (code, out, err) =
+            kiln_run_env(&work.path().join(&name), None, &["plugin", "build"], &env);
+        assert_ne!(code, 0, "{lang}: built without a toolchain?\n{out}\n{err}");
+        assert!(
+            err.contains(&format!(
+                "{tool} is needed to build a {lang} plugin and was not found"
+            )),
+            "{lang}: {err}"
+        );
+        assert!(err.contains(install), "{lang}: {err}");
+        assert!(
+            !work
+                .path()
+                .join(&name)
+                .join("build")
+                .read_dir()
+                .is_ok_and(|mut d| d.next().is_some()),
+            "{lang}: a failed build left output behind"
+        );
     }
-    author_a_filter("c", "c-min-free");
 }

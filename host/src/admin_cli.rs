@@ -36,7 +36,7 @@ pub enum PluginCommand {
     },
     /// Uploaded components.
     List,
-    /// Scaffold a plugin project (templates for rust, c, python, js).
+    /// Scaffold a plugin project (templates for rust, c, zig, python, js).
     New(crate::plugin_cli::NewArgs),
     /// Build the project in DIR (default: .) into build/NAME.wasm, a checked component.
     Build { dir: Option<PathBuf> },

@@ -108,6 +108,9 @@ pub struct ApiConfig {
     /// `noauth` (token `user:project`) or `keystone` (tokens validated with Keystone, see
     /// `[keystone]`).
     pub auth_strategy: String,
+    /// Name of the group type `GET /group_types/default` answers (Cinder's
+    /// `default_group_type`); empty: none, and that request is a 404 as in Cinder.
+    pub default_group_type: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,6 +202,7 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: "127.0.0.1:8776".into(),
             auth_strategy: "noauth".into(),
+            default_group_type: String::new(),
         }
     }
 }

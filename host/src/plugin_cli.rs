@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use kiln::plugin_author::templates::SdkSource;
+use kiln::plugin_author::templates::{self, SdkSource};
 use kiln::plugin_author::{
     build, inspect, manifest, new, offline, pool_file, Kind, Language, Manifest,
 };
@@ -17,7 +17,7 @@ use kiln::plugin_author::{
 pub struct NewArgs {
     /// The project's name: lower-case letters, digits and dashes (`min-free-filter`).
     pub name: String,
-    /// rust, c, python or js.
+    /// rust, c, zig, python or js.
     #[arg(long)]
     pub lang: String,
     /// filter or weigher.
@@ -74,8 +74,9 @@ pub fn new(args: NewArgs) -> Result<()> {
         m.language.as_str(),
         m.world
     );
+    let setup = templates::setup(m.language).map_or_else(String::new, |cmd| format!("{cmd} && "));
     println!(
-        "next: cd {} && kiln plugin build && kiln plugin inspect {}",
+        "next: cd {} && {setup}kiln plugin build && kiln plugin inspect {}",
         s.dir.display(),
         m.output().display()
     );

@@ -66,6 +66,11 @@ pub struct Cloud {
 
 impl Cloud {
     pub fn start(config: &str) -> Cloud {
+        Cloud::start_with_pools(config, config.matches("driver = \"file\"").count().max(1))
+    }
+
+    /// [`Cloud::start`] with backends of other drivers: returns once `pools` pools report.
+    pub fn start_with_pools(config: &str, pools: usize) -> Cloud {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("kiln.toml");
         std::fs::write(&cfg, config).unwrap();
@@ -78,7 +83,7 @@ impl Cloud {
         );
         let api = format!("http://{listen}/v3/demo");
         let cloud = Cloud { dir, api, aio };
-        cloud.wait_for_pools(config.matches("driver = \"file\"").count().max(1));
+        cloud.wait_for_pools(pools);
         cloud
     }
 

@@ -36,5 +36,6 @@ where
 }
 pub mod cloud;
 pub mod driver_suite;
+pub mod plugin_tools;
 pub mod process;
 pub mod storage_tools;

@@ -101,11 +101,22 @@ impl Drop for Kiln {
 
 /// Run `kiln ARGS` to completion with `config`; returns (exit code, stdout, stderr).
 pub fn kiln_run(dir: &Path, config: Option<&Path>, args: &[&str]) -> (i32, String, String) {
+    kiln_run_env(dir, config, args, &[])
+}
+
+/// [`kiln_run`] with extra environment variables (e.g. a `PATH` holding a toolchain).
+pub fn kiln_run_env(
+    dir: &Path,
+    config: Option<&Path>,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (i32, String, String) {
     let mut cmd = Command::new(kiln_bin());
     cmd.args(args)
         .current_dir(dir)
         .env_remove("KILN_CONFIG")
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied());
     if let Some(c) = config {
         cmd.env("KILN_CONFIG", c);
     }

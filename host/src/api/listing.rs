@@ -10,6 +10,10 @@ use super::ApiError;
 use crate::db::listing::{parse_sort, FilterValue, ListQuery};
 use crate::rpc::RequestContext;
 
+/// The most items one page holds, asked for or not (Cinder's `osapi_max_limit` default): a
+/// longer collection is paged with a next link.
+pub const MAX_LIMIT: i64 = 1000;
+
 /// A collection's raw query string parameters.
 pub type Params = BTreeMap<String, String>;
 
@@ -71,7 +75,7 @@ pub fn query(
         } else {
             Some(project.to_string())
         },
-        limit: non_negative(p, "limit")?,
+        limit: Some(non_negative(p, "limit")?.map_or(MAX_LIMIT, |l| l.min(MAX_LIMIT))),
         offset: non_negative(p, "offset")?,
         marker: p.get("marker").cloned(),
         sort: parse_sort(
@@ -98,10 +102,14 @@ pub fn query(
     Ok(q)
 }
 
-/// `[{"rel": "next", ...}]` when the page is full (more rows may follow): the same query
-/// with the last id as the marker.
+/// `[{"rel": "next", ...}]` when the page is full (more rows may follow) — `limit` items, or
+/// [`MAX_LIMIT`] without one: the same query with the last id as the marker.
 pub fn next_link(p: &Params, page_len: usize, last_id: Option<&str>, href: &str) -> Option<Value> {
-    let limit: usize = p.get("limit")?.parse().ok()?;
+    let asked = match p.get("limit") {
+        Some(l) => l.parse::<i64>().ok()?,
+        None => MAX_LIMIT,
+    };
+    let limit = asked.min(MAX_LIMIT) as usize;
     if limit == 0 || page_len < limit {
         return None;
     }
@@ -182,5 +190,18 @@ mod tests {
             "http://h/v3/p/volumes?limit=2&marker=last&sort=size:asc"
         );
         assert!(next_link(&p, 1, Some("last"), "x").is_none(), "short page");
+    }
+
+    #[test]
+    fn pages_hold_at_most_max_limit_items_and_then_link_to_the_next() {
+        let q = query(&ctx(false), "p", &params(&[]), &[]).unwrap();
+        assert_eq!(q.limit, Some(MAX_LIMIT));
+        let q = query(&ctx(false), "p", &params(&[("limit", "5000")]), &[]).unwrap();
+        assert_eq!(q.limit, Some(MAX_LIMIT));
+        let none = params(&[]);
+        let full = MAX_LIMIT as usize;
+        let link = next_link(&none, full, Some("last"), "http://h/v").unwrap();
+        assert_eq!(link[0]["href"], "http://h/v?marker=last");
+        assert!(next_link(&none, full - 1, Some("last"), "x").is_none());
     }
 }

@@ -7,14 +7,19 @@ mod auth;
 mod backend_drivers;
 mod catalog;
 mod context;
+mod encryption;
 mod error;
 mod extensions;
+mod group_snapshots;
+mod group_types;
+mod groups;
 mod hosts;
 mod limits;
 mod listing;
 mod messages;
 mod metadata;
 mod microversion;
+mod openapi;
 mod plugins;
 mod policy;
 mod qos;
@@ -72,6 +77,9 @@ fn v3_routes() -> Router<AppState> {
         .merge(snapshots::routes())
         .merge(attachments::routes())
         .merge(transfers::routes())
+        .merge(group_types::routes())
+        .merge(groups::routes())
+        .merge(group_snapshots::routes())
         .route(
             "/kiln-plugins",
             get(plugins::list)
@@ -115,6 +123,7 @@ pub fn router(state: AppState, auth: Auth) -> Router {
         .route("/v3", get(versions::v3_root))
         .route("/v3/", get(versions::v3_root))
         .route("/healthcheck", get(|| async { "OK" }))
+        .route("/openapi.json", get(openapi::serve))
         .route(
             "/metrics",
             get(|| async {

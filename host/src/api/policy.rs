@@ -104,6 +104,7 @@ const ADMIN_ONLY: &[(&str, &str, &str)] = &[
     ("*", "/kiln-plugins/**", "kiln:plugins"),
     ("*", "/kiln-chains/**", "kiln:chains"),
     ("*", "/kiln-scheduler/**", "kiln:dry_run"),
+    ("*", "/kiln-backends/**", "kiln:backend_drivers"),
 ];
 
 /// Actions (`POST /<collection>/{id}/action` with `{"<name>": ...}`) only admins may run:
@@ -176,6 +177,14 @@ const ADMIN_ACTIONS: &[(&str, &str, &str)] = &[
         "volume_extension:volume_type_access:removeProjectAccess",
     ),
 ];
+
+/// The admin-only actions of a collection (`volumes`, `snapshots`, ...): `(action, rule)`.
+pub fn admin_actions(collection: &str) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+    ADMIN_ACTIONS
+        .iter()
+        .filter(move |(c, _, _)| *c == collection)
+        .map(|(_, action, rule)| (*action, *rule))
+}
 
 /// Cinder's `PolicyNotAuthorized`.
 pub fn forbidden(rule: &str) -> ApiError {
@@ -276,6 +285,7 @@ mod tests {
         assert!(route_rule(&get, "/os-quota-sets/p1/defaults").is_none());
         assert!(route_rule(&get, "/kiln-chains").is_some());
         assert!(route_rule(&Method::POST, "/kiln-chains/3/activate").is_some());
+        assert!(route_rule(&get, "/kiln-backends/node1@file/driver").is_some());
         assert!(route_rule(&Method::POST, "/volumes").is_none());
         assert!(route_rule(&get, "/volumes/detail").is_none());
         assert!(route_rule(&get, "/limits").is_none());

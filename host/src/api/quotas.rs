@@ -17,7 +17,7 @@ use super::catalog::{
 use super::context::Ctx;
 use super::error::ApiError;
 use super::AppState;
-use crate::db::quotas::{is_resource, QuotaError, PER_VOLUME};
+use crate::db::quotas::{QuotaError, PER_VOLUME};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -60,10 +60,12 @@ fn to_map<T: serde::Serialize>(m: BTreeMap<String, T>) -> serde_json::Map<String
     m.into_iter().map(|(k, v)| (k, json!(v))).collect()
 }
 
-/// Parse `quota_set` / `quota_class_set` limits: known resources only, integers (or
-/// integer strings, as Cinder's `validate_integer`) from -1 up.
+/// Parse `quota_set` / `quota_class_set` limits: resources of `known` only (the defaults:
+/// the fixed resources and the per-volume-type ones), integers (or integer strings, as
+/// Cinder's `validate_integer`) from -1 up.
 fn parse_limits(
     set: serde_json::Map<String, Value>,
+    known: &BTreeMap<String, i64>,
 ) -> Result<(BTreeMap<String, i64>, bool), ApiError> {
     let mut limits = BTreeMap::new();
     let mut skip_validation = false;
@@ -75,7 +77,7 @@ fn parse_limits(
                 skip_validation = json_bool(&v, "skip_validation")?;
                 continue;
             }
-            _ if !is_resource(&k) => {
+            _ if !known.contains_key(&k) => {
                 bad.push(k);
                 continue;
             }
@@ -140,7 +142,8 @@ pub async fn update(
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&ctx)?;
     let target = param(&p, "target")?;
-    let (limits, skip_validation) = parse_limits(member(json_body(&body)?, "quota_set")?)?;
+    let known = state.rt.db.quota_defaults().await?;
+    let (limits, skip_validation) = parse_limits(member(json_body(&body)?, "quota_set")?, &known)?;
     if !skip_validation {
         let usage = state.rt.db.quota_get_with_usage(target).await?;
         for (k, limit) in &limits {
@@ -195,7 +198,8 @@ pub async fn class_update(
             "The quota class name must be 1 to 255 characters.".into(),
         ));
     }
-    let (limits, _) = parse_limits(member(json_body(&body)?, "quota_class_set")?)?;
+    let known = state.rt.db.quota_defaults().await?;
+    let (limits, _) = parse_limits(member(json_body(&body)?, "quota_class_set")?, &known)?;
     state.rt.db.quota_class_update(class, &limits).await?;
     let set = to_map(state.rt.db.quota_class_get(class).await?);
     Ok(Json(json!({ "quota_class_set": set })))
@@ -204,10 +208,15 @@ pub async fn class_update(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::quotas::RESOURCES;
 
     #[test]
     fn limits_are_parsed_strictly() {
         let m = |s: &str| serde_json::from_str::<serde_json::Map<String, Value>>(s).unwrap();
+        let mut known: BTreeMap<String, i64> =
+            RESOURCES.iter().map(|(r, v)| (r.to_string(), *v)).collect();
+        known.insert("volumes_gold".into(), -1);
+        let parse_limits = |set| parse_limits(set, &known);
         let (l, skip) = parse_limits(m(r#"{"volumes": 5, "gigabytes": "20", "id": "x"}"#)).unwrap();
         assert_eq!(
             l,
@@ -223,5 +232,11 @@ mod tests {
         assert!(parse_limits(m(r#"{"volumes": "many"}"#)).is_err());
         let (_, skip) = parse_limits(m(r#"{"skip_validation": true}"#)).unwrap();
         assert!(skip);
+        let (l, _) = parse_limits(m(r#"{"volumes_gold": 3}"#)).unwrap();
+        assert_eq!(
+            l["volumes_gold"], 3,
+            "a live type's per-type key is a resource"
+        );
+        assert!(parse_limits(m(r#"{"volumes_silver": 3}"#)).is_err());
     }
 }

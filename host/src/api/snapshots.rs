@@ -155,6 +155,12 @@ async fn create(
             volume.status
         )));
     }
+    if crate::db::volumes::migration_active(volume.migration_status.as_deref()) {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid volume: Volume {volume_id} is taking part in a migration; a snapshot would \
+             not move with it. Try again when the migration has ended."
+        )));
+    }
     let backend = backend_of(&st, volume_id).await?;
     let reservation = st
         .rt
@@ -196,7 +202,9 @@ async fn create(
     ))
 }
 
-const FILTERS: &[(&str, &str, bool)] = &[
+/// Equality filters of the snapshot listing: `(parameter, column, boolean?)` (also documented
+/// from here by `openapi`).
+pub(in crate::api) const FILTERS: &[(&str, &str, bool)] = &[
     ("name", "display_name", false),
     ("display_name", "display_name", false),
     ("status", "status", false),
@@ -306,6 +314,13 @@ async fn delete(
     Path(p): Path<Params>,
 ) -> Result<StatusCode, ApiError> {
     let s = visible(&st, &ctx, param(&p, "id")?).await?;
+    if let Some(gs) = &s.group_snapshot_id {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid snapshot: Snapshot {} is part of group snapshot {gs}; delete the group \
+             snapshot instead.",
+            s.id
+        )));
+    }
     start_delete(&st, &ctx, &s, &["available", "error"]).await
 }
 

@@ -9,8 +9,13 @@
 
 pub mod attachments;
 pub mod backend_drivers;
+pub mod encryption;
+pub mod group_snapshots;
+pub mod group_types;
+pub mod groups;
 pub mod listing;
 pub mod metadata;
+pub mod migration;
 pub mod placement;
 pub mod plugins;
 pub mod qos;

@@ -155,6 +155,29 @@ fn builtin() -> BTreeMap<String, i64> {
     RESOURCES.iter().map(|(r, v)| (r.to_string(), *v)).collect()
 }
 
+/// Cinder's per-volume-type resources `<resource>_<type name>`, one set per live volume
+/// type, unlimited (-1) unless a quota class or project says otherwise. Shown and settable;
+/// not enforced by Kiln's reservations.
+pub const PER_TYPE: [&str; 3] = ["volumes", "snapshots", "gigabytes"];
+
+/// The built-in defaults plus the per-type resources of every live volume type.
+async fn builtin_with_types<'e, E>(ex: E) -> Result<BTreeMap<String, i64>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let mut limits = builtin();
+    let names = sqlx::query("SELECT name FROM volume_types WHERE NOT deleted")
+        .fetch_all(ex)
+        .await?;
+    for r in &names {
+        let name: String = r.try_get(0)?;
+        for resource in PER_TYPE {
+            limits.insert(format!("{resource}_{name}"), -1);
+        }
+    }
+    Ok(limits)
+}
+
 async fn upsert_limits(
     tx: &mut Transaction<'_, Any>,
     table: &str,
@@ -235,10 +258,11 @@ async fn unreserve(
 }
 
 impl Db {
-    /// The default limits: built-in, overridden by the quota class `default`.
+    /// The default limits: built-in (with the per-volume-type resources), overridden by the
+    /// quota class `default`. Its keys are every resource a quota set may name.
     pub async fn quota_defaults(&self) -> Result<BTreeMap<String, i64>, DbError> {
         Ok(overlay(
-            &builtin(),
+            &builtin_with_types(self.reader()).await?,
             &class_limits(self.reader(), DEFAULT_CLASS).await?,
         ))
     }

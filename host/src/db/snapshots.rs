@@ -113,39 +113,65 @@ pub struct NewSnapshot {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// Insert the row of `s` (`creating`, progress `0%`) and its metadata in `tx`.
+pub(crate) async fn insert_snapshot(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    s: &NewSnapshot,
+    group_snapshot_id: Option<&str>,
+    ts: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO snapshots (id, volume_id, project_id, user_id, display_name, \
+         display_description, status, progress, volume_size, volume_type_id, group_snapshot_id, \
+         created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'creating', '0%', $7, $8, $9, $10, $10)",
+    )
+    .bind(&s.id)
+    .bind(&s.volume_id)
+    .bind(&s.project_id)
+    .bind(&s.user_id)
+    .bind(&s.display_name)
+    .bind(&s.display_description)
+    .bind(s.volume_size)
+    .bind(&s.volume_type_id)
+    .bind(group_snapshot_id)
+    .bind(ts)
+    .execute(&mut **tx)
+    .await?;
+    for (k, v) in &s.metadata {
+        sqlx::query("INSERT INTO snapshot_metadata (snapshot_id, key, value) VALUES ($1, $2, $3)")
+            .bind(&s.id)
+            .bind(k)
+            .bind(v)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 impl Db {
     /// Insert a snapshot in status `creating` (progress `0%`).
     pub async fn snapshot_create(&self, s: &NewSnapshot) -> Result<SnapshotRow, DbError> {
         let ts = now();
         let mut tx = self.writer().begin().await?;
-        sqlx::query(
-            "INSERT INTO snapshots (id, volume_id, project_id, user_id, display_name, \
-             display_description, status, progress, volume_size, volume_type_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'creating', '0%', $7, $8, $9, $9)",
-        )
-        .bind(&s.id)
-        .bind(&s.volume_id)
-        .bind(&s.project_id)
-        .bind(&s.user_id)
-        .bind(&s.display_name)
-        .bind(&s.display_description)
-        .bind(s.volume_size)
-        .bind(&s.volume_type_id)
-        .bind(&ts)
-        .execute(&mut *tx)
-        .await?;
-        for (k, v) in &s.metadata {
-            sqlx::query(
-                "INSERT INTO snapshot_metadata (snapshot_id, key, value) VALUES ($1, $2, $3)",
-            )
-            .bind(&s.id)
-            .bind(k)
-            .bind(v)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_snapshot(&mut tx, s, None, &ts).await?;
         tx.commit().await?;
         self.snapshot_get(&s.id).await
+    }
+
+    /// Live snapshots where `cond` (one `$1` placeholder bound to `arg`), oldest first.
+    pub(crate) async fn snapshots_where(
+        &self,
+        cond: &str,
+        arg: &str,
+    ) -> Result<Vec<SnapshotRow>, DbError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM snapshots WHERE {cond} AND NOT deleted ORDER BY created_at, id"
+        ))
+        .bind(arg)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
     /// The snapshot `id` (not deleted), with its metadata.

@@ -238,11 +238,12 @@ impl Db {
         Ok(n > 0)
     }
 
-    /// Soft-delete a type: refused for the default type and while volumes use it. One
+    /// Soft-delete a type: refused for the default type and while volumes or live groups use
+    /// it. One
     /// compare-and-swap statement, so a check cannot go stale before the write.
     pub async fn volume_type_delete(&self, id: &str) -> Result<(), TypeError> {
         let ts = now();
-        let done = sqlx::query("UPDATE volume_types SET deleted = $1, deleted_at = $2, updated_at = $2 WHERE id = $3 AND NOT deleted AND name <> $4 AND NOT EXISTS (SELECT 1 FROM volumes v WHERE v.volume_type_id = $3 AND NOT v.deleted)")
+        let done = sqlx::query("UPDATE volume_types SET deleted = $1, deleted_at = $2, updated_at = $2 WHERE id = $3 AND NOT deleted AND name <> $4 AND NOT EXISTS (SELECT 1 FROM volumes v WHERE v.volume_type_id = $3 AND NOT v.deleted) AND NOT EXISTS (SELECT 1 FROM group_volume_types m JOIN volume_groups g ON g.id = m.group_id WHERE m.volume_type_id = $3 AND NOT g.deleted)")
             .bind(true).bind(&ts).bind(id).bind(DEFAULT_TYPE_NAME)
             .execute(self.writer())
             .await

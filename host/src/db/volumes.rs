@@ -23,6 +23,10 @@ pub struct VolumeRow {
     pub status: String,
     pub attach_status: String,
     pub migration_status: Option<String>,
+    /// The status to return to when a migration ends (Cinder's `previous_status`).
+    pub previous_status: Option<String>,
+    /// The backend name's id when it differs from `id` (after a migration; Cinder's `_name_id`).
+    pub name_id: Option<String>,
     pub availability_zone: String,
     /// `host@backend#pool` once placed.
     pub host: Option<String>,
@@ -31,6 +35,8 @@ pub struct VolumeRow {
     pub volume_type_name: Option<String>,
     pub snapshot_id: Option<String>,
     pub source_volid: Option<String>,
+    /// The generic volume group the volume belongs to (3.13).
+    pub group_id: Option<String>,
     pub bootable: bool,
     pub multiattach: bool,
     pub encrypted: bool,
@@ -45,9 +51,9 @@ pub struct VolumeRow {
 }
 
 const COLUMNS: &str = "id, project_id, user_id, display_name, display_description, size, status, \
-    attach_status, migration_status, availability_zone, host, volume_type_id, \
+    attach_status, migration_status, previous_status, name_id, availability_zone, host, volume_type_id, \
     (SELECT t.name FROM volume_types t WHERE t.id = volumes.volume_type_id) AS volume_type_name, \
-    snapshot_id, source_volid, bootable, multiattach, encrypted, provider_location, provider_auth, \
+    snapshot_id, source_volid, group_id, bootable, multiattach, encrypted, provider_location, provider_auth, \
     use_quota, created_at, updated_at, launched_at";
 
 fn from_row(r: &AnyRow) -> Result<VolumeRow, sqlx::Error> {
@@ -61,12 +67,15 @@ fn from_row(r: &AnyRow) -> Result<VolumeRow, sqlx::Error> {
         status: r.try_get("status")?,
         attach_status: r.try_get("attach_status")?,
         migration_status: r.try_get("migration_status")?,
+        previous_status: r.try_get("previous_status")?,
+        name_id: r.try_get("name_id")?,
         availability_zone: r.try_get("availability_zone")?,
         host: r.try_get("host")?,
         volume_type_id: r.try_get("volume_type_id")?,
         volume_type_name: r.try_get("volume_type_name")?,
         snapshot_id: r.try_get("snapshot_id")?,
         source_volid: r.try_get("source_volid")?,
+        group_id: r.try_get("group_id")?,
         bootable: get_flag(r, "bootable")?,
         multiattach: get_flag(r, "multiattach")?,
         encrypted: get_flag(r, "encrypted")?,
@@ -78,6 +87,19 @@ fn from_row(r: &AnyRow) -> Result<VolumeRow, sqlx::Error> {
         launched_at: r.try_get("launched_at")?,
         metadata: BTreeMap::new(),
     })
+}
+
+/// SQL condition: the volume takes part in no running migration (Cinder's
+/// `AVAILABLE_MIGRATION_STATUS`: none, deleting, error, success).
+pub(crate) const NOT_MIGRATING: &str =
+    "(migration_status IS NULL OR migration_status IN ('deleting', 'error', 'success'))";
+
+/// True when `migration_status` says a migration is running on (or towards) this volume.
+pub fn migration_active(migration_status: Option<&str>) -> bool {
+    !matches!(
+        migration_status,
+        None | Some("deleting" | "error" | "success" | "none")
+    )
 }
 
 /// What the API records for a new volume.
@@ -93,7 +115,10 @@ pub struct NewVolume {
     pub volume_type_id: Option<String>,
     pub snapshot_id: Option<String>,
     pub source_volid: Option<String>,
+    pub group_id: Option<String>,
     pub multiattach: bool,
+    /// The volume type has an encryption spec.
+    pub encrypted: bool,
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -166,8 +191,8 @@ impl Db {
         let mut tx = self.writer().begin().await?;
         sqlx::query(
             "INSERT INTO volumes (id, project_id, user_id, display_name, display_description, size, \
-             status, availability_zone, volume_type_id, snapshot_id, source_volid, multiattach, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'creating', $7, $8, $9, $10, $11, $12, $13)",
+             status, availability_zone, volume_type_id, snapshot_id, source_volid, group_id, multiattach, encrypted, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'creating', $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&v.id)
         .bind(&v.project_id)
@@ -179,7 +204,9 @@ impl Db {
         .bind(&v.volume_type_id)
         .bind(&v.snapshot_id)
         .bind(&v.source_volid)
+        .bind(&v.group_id)
         .bind(v.multiattach)
+        .bind(v.encrypted)
         .bind(&ts)
         .bind(&ts)
         .execute(&mut *tx)
@@ -221,6 +248,23 @@ impl Db {
         Ok(rows)
     }
 
+    /// The live volumes of group `group_id`, oldest first, with their metadata.
+    pub async fn volumes_of_group(&self, group_id: &str) -> Result<Vec<VolumeRow>, DbError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM volumes WHERE NOT deleted AND group_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(group_id)
+        .fetch_all(self.reader())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut v = from_row(r)?;
+            v.metadata = self.metadata_get(&TABLE, &v.id).await?;
+            out.push(v);
+        }
+        Ok(out)
+    }
+
     /// The volumes placed on `backend` (`host@backend`, any pool), with their metadata.
     pub async fn volumes_on_backend(&self, backend: &str) -> Result<Vec<VolumeRow>, DbError> {
         let rows = sqlx::query(&format!(
@@ -257,6 +301,8 @@ impl Db {
 
     /// Move a volume from one of `from` to `to`; `false` when it was in another status (a
     /// compare-and-set, so two actions cannot both start).
+    /// A volume being migrated (or the temporary target of a migration) never moves: its
+    /// `migration_status` must be empty or a finished one.
     pub async fn volume_transition(
         &self,
         id: &str,
@@ -269,7 +315,8 @@ impl Db {
             .collect::<Vec<_>>()
             .join(", ");
         let done = sqlx::query(&format!(
-            "UPDATE volumes SET status = $1, updated_at = $2 WHERE id = $3 AND NOT deleted AND status IN ({list})"
+            "UPDATE volumes SET status = $1, updated_at = $2 WHERE id = $3 AND NOT deleted AND status IN ({list}) \
+             AND {NOT_MIGRATING}"
         ))
         .bind(to)
         .bind(now())
@@ -394,14 +441,21 @@ impl Db {
         Ok(())
     }
 
-    /// The driver grew the volume: record the size, make it available.
-    pub async fn volume_extended(&self, id: &str, new_size: i64) -> Result<(), DbError> {
+    /// The driver grew the volume: record the size, back to `status` (`available`, or `in-use`
+    /// after an online extend).
+    pub async fn volume_extended(
+        &self,
+        id: &str,
+        new_size: i64,
+        status: &str,
+    ) -> Result<(), DbError> {
         sqlx::query(
-            "UPDATE volumes SET size = $1, status = 'available', updated_at = $2 WHERE id = $3 AND NOT deleted",
+            "UPDATE volumes SET size = $1, status = $4, updated_at = $2 WHERE id = $3 AND NOT deleted",
         )
         .bind(new_size)
         .bind(now())
         .bind(id)
+        .bind(status)
         .execute(self.writer())
         .await?;
         Ok(())

@@ -16,6 +16,8 @@ pub enum CopyMethod {
     Reflink,
     /// Data extents copied, holes kept.
     Sparse,
+    /// Every byte copied (block devices).
+    Full,
 }
 
 /// Copy the file `src` to a new file `dst` (which must not exist): a reflink when the
@@ -154,6 +156,83 @@ pub fn copy_device(src: &Path, dst: &Path, bytes: u64) -> std::io::Result<()> {
     to.sync_all()
 }
 
+/// Copy the first `bytes` of `src` into the existing `dst` (a freshly created volume: a new
+/// sparse file reads as zeros, so only `src`'s data extents are copied when both are regular
+/// files; anything else — a block device on either side — is copied in full, zeros
+/// included), then flush `dst`. `dst` must hold at least `bytes`.
+pub fn copy_into(src: &Path, dst: &Path, bytes: u64) -> std::io::Result<CopyMethod> {
+    let from = File::open(src)?;
+    let to = OpenOptions::new().write(true).open(dst)?;
+    let (src_meta, dst_meta) = (from.metadata()?, to.metadata()?);
+    let room = if dst_meta.is_file() {
+        dst_meta.len()
+    } else {
+        device_len(&to)?
+    };
+    if room < bytes {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} holds {room} bytes, fewer than the {bytes} to copy",
+                dst.display()
+            ),
+        ));
+    }
+    if !(src_meta.is_file() && dst_meta.is_file()) {
+        drop((from, to));
+        copy_device(src, dst, bytes)?;
+        return Ok(CopyMethod::Full);
+    }
+    let len = src_meta.len().min(bytes);
+    let mut pos = 0u64;
+    while pos < len {
+        let Some(start) = seek_data(&from, pos)? else {
+            break;
+        };
+        let end = seek_hole(&from, start)?.min(len);
+        if start >= end {
+            break;
+        }
+        if let Err(e) = copy_range(&from, &to, start, end - start) {
+            // copy_file_range refuses some pairs of filesystems: fall back to read / write.
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::EXDEV | libc::ENOSYS | libc::EINVAL)
+            ) {
+                return Err(e);
+            }
+            pread_pwrite(&from, &to, start, end - start)?;
+        }
+        pos = end;
+    }
+    to.sync_all()?;
+    Ok(CopyMethod::Sparse)
+}
+
+/// The size of a block device (or any seekable file) open as `f`.
+fn device_len(f: &File) -> std::io::Result<u64> {
+    // SAFETY: lseek on an open descriptor has no memory effects.
+    let r = unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_END) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(r as u64)
+}
+
+/// Copy `count` bytes at `offset` in both files with positioned reads and writes.
+fn pread_pwrite(from: &File, to: &File, offset: u64, count: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; (4 << 20).min(count as usize).max(1)];
+    let mut done = 0u64;
+    while done < count {
+        let want = (count - done).min(buf.len() as u64) as usize;
+        from.read_exact_at(&mut buf[..want], offset + done)?;
+        to.write_all_at(&buf[..want], offset + done)?;
+        done += want as u64;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +259,24 @@ mod tests {
             clone_file(&src, &dst).unwrap_err().kind(),
             std::io::ErrorKind::AlreadyExists
         );
+    }
+
+    #[test]
+    fn copy_into_a_new_volume_copies_data_and_keeps_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        let f = File::create(&src).unwrap();
+        f.set_len(32 << 20).unwrap();
+        f.write_all_at(b"first", 0).unwrap();
+        f.write_all_at(b"last", (32 << 20) - 4).unwrap();
+        File::create(&dst).unwrap().set_len(32 << 20).unwrap();
+        assert_eq!(copy_into(&src, &dst, 32 << 20).unwrap(), CopyMethod::Sparse);
+        assert!(std::fs::read(&src).unwrap() == std::fs::read(&dst).unwrap());
+        assert!(std::fs::metadata(&dst).unwrap().blocks() * 512 < (4 << 20));
+        let small = dir.path().join("small");
+        File::create(&small).unwrap().set_len(1 << 20).unwrap();
+        let err = copy_into(&src, &small, 32 << 20).unwrap_err();
+        assert!(err.to_string().contains("fewer than"), "{err}");
     }
 
     #[test]

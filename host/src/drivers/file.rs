@@ -407,6 +407,14 @@ impl VolumeDriver for FileDriver {
     fn supports_online_extend(&self) -> bool {
         true
     }
+
+    async fn local_path(&self, v: &VolumeRef) -> Result<PathBuf, DriverError> {
+        let path = self.volume_path(v)?;
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Err(self.missing(format!("volume file {}", path.display())));
+        }
+        Ok(path)
+    }
 }
 
 impl FileDriver {

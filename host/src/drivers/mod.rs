@@ -281,6 +281,16 @@ pub trait VolumeDriver: Send + Sync {
     fn supports_online_extend(&self) -> bool {
         false
     }
+    /// A path on this host where the volume's bytes can be read and written (a file or a
+    /// block device): what a host-side copy needs, e.g. for a migration. Drivers whose volumes
+    /// this host cannot open say why with `NotSupported`.
+    async fn local_path(&self, v: &VolumeRef) -> Result<std::path::PathBuf, DriverError> {
+        v.backend_name("")?;
+        Err(DriverError::NotSupported {
+            backend: String::new(),
+            what: "opening a volume on this host (the driver exposes no local path)".into(),
+        })
+    }
 }
 
 /// Build the driver configured for `backend`, with its target helper, running commands for

@@ -7,9 +7,12 @@
 //!   `kiln-componentize`.
 //! - C: `clang-19 --target=wasm32-wasi -mexec-model=reactor` over the project's wit-bindgen
 //!   bindings, then `kiln-componentize`.
+//! - Zig: `zig translate-c` of the bindings' header (the module `world`), `zig build-exe
+//!   -target wasm32-wasi -mexec-model=reactor` over the same bindings, then `kiln-componentize`.
 //! - Python: `componentize-py … --stub-wasi` (a filter's `accept` built as `kiln-accept`
 //!   and renamed back by `kiln-componentize --rename-export`).
-//! - JavaScript: `jco componentize … --backend qjs --backend-qjs-stub-wasi`.
+//! - JavaScript: `jco componentize … --backend qjs --backend-qjs-stub-wasi` (the project's
+//!   own jco, from `npm install`, before one on PATH).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,8 +46,9 @@ fn missing(tool: &str, language: Language, install: &str) -> AuthorError {
 
 /// `kiln-componentize`: `$KILN_COMPONENTIZE`, beside this `kiln`, or on PATH.
 fn componentizer(language: Language) -> Result<PathBuf, AuthorError> {
-    let beside = std::env::current_exe()
-        .ok()
+    let exe = std::env::current_exe().ok();
+    let beside = exe
+        .as_ref()
         .map(|exe| exe.with_file_name("kiln-componentize"))
         .filter(|p| p.is_file());
     std::env::var_os("KILN_COMPONENTIZE")
@@ -56,19 +60,57 @@ fn componentizer(language: Language) -> Result<PathBuf, AuthorError> {
             missing(
                 "kiln-componentize",
                 language,
-                "Build it in a Kiln checkout with `cargo build -p kiln-componentize` (it lands \
-                 beside `kiln`) or install it with `cargo install --path plugins/componentize`; \
-                 or point $KILN_COMPONENTIZE at it.",
+                &componentizer_install(exe.as_deref()),
             )
         })
+}
+
+/// How to get `kiln-componentize` beside the running `kiln`: a `cargo build` of the same
+/// profile when `kiln` runs from a Cargo target directory (`target/release/kiln` needs
+/// `--release`).
+fn componentizer_install(exe: Option<&Path>) -> String {
+    let dir = exe.and_then(Path::parent);
+    let profile = dir
+        .and_then(|d| d.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let build = match profile {
+        "release" => "`cargo build --release -p kiln-componentize`".to_string(),
+        "debug" => "`cargo build -p kiln-componentize`".to_string(),
+        other if dir.is_some_and(|d| d.join("../.rustc_info.json").is_file()) => {
+            format!("`cargo build --profile {other} -p kiln-componentize`")
+        }
+        _ => "`cargo build --release -p kiln-componentize`".to_string(),
+    };
+    let beside = dir.map_or_else(
+        || "beside `kiln`".to_string(),
+        |d| format!("so that it lands beside this `kiln` in {}", d.display()),
+    );
+    format!(
+        "Build it in the Kiln checkout with {build} ({beside}), or install it with `cargo \
+         install --path plugins/componentize`, or point $KILN_COMPONENTIZE at it."
+    )
 }
 
 fn run(cmd: &mut Command) -> Result<(), AuthorError> {
     let shown = format!("{cmd:?}");
     tracing::debug!(command = %shown, "running");
-    let status = cmd.status().map_err(|e| AuthorError::ToolFailed {
-        command: shown.clone(),
-        status: e.to_string(),
+    let status = cmd.status().map_err(|e| {
+        let program = PathBuf::from(cmd.get_program());
+        // A script (jco, componentize-py) whose interpreter is missing fails to start with
+        // "not found" although the script itself exists.
+        let hint = if e.kind() == std::io::ErrorKind::NotFound && program.is_file() {
+            format!(
+                " ({} exists: the interpreter on its first line is probably not on PATH)",
+                program.display()
+            )
+        } else {
+            String::new()
+        };
+        AuthorError::ToolNotStarted {
+            command: shown.clone(),
+            error: format!("{e}{hint}"),
+        }
     })?;
     if status.success() {
         Ok(())
@@ -94,6 +136,7 @@ pub fn build(dir: &Path) -> Result<PathBuf, AuthorError> {
     match m.language {
         Language::Rust => rust(&m, &dir, &out)?,
         Language::C => c(&m, &dir, &out)?,
+        Language::Zig => zig(&m, &dir, &out)?,
         Language::Python => python(&m, &dir, &out)?,
         Language::Js => js(&m, &dir, &out)?,
     }
@@ -240,6 +283,81 @@ fn c(m: &Manifest, dir: &Path, out: &Path) -> Result<(), AuthorError> {
     run(Command::new(componentize).arg(&module).arg(out))
 }
 
+/// Zig: `$ZIG` (words: `python -m ziglang` works), else `zig`, else PyPI ziglang's
+/// `python-zig`, on PATH.
+fn zig_command(m: &Manifest) -> Result<Command, AuthorError> {
+    let words: Vec<String> = std::env::var("ZIG")
+        .ok()
+        .map(|z| z.split_whitespace().map(String::from).collect())
+        .filter(|w: &Vec<String>| !w.is_empty())
+        .or_else(|| {
+            which("zig")
+                .or_else(|| which("python-zig"))
+                .map(|p| vec![p.display().to_string()])
+        })
+        .ok_or_else(|| {
+            missing(
+                "zig",
+                m.language,
+                "`pip install ziglang==0.17.1` (in a venv; put its bin/ on PATH: kiln runs its \
+                 `python-zig`), or Zig 0.17 from ziglang.org on PATH, or set $ZIG.",
+            )
+        })?;
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..]);
+    Ok(cmd)
+}
+
+fn zig(m: &Manifest, dir: &Path, out: &Path) -> Result<(), AuthorError> {
+    let zig = || zig_command(m);
+    zig()?;
+    let componentize = componentizer(m.language)?;
+    let world = m.kind.as_str();
+    let build = dir.join("build");
+    let bindings = dir.join("bindings").join(world);
+    let cache = dir.join(".zig-cache");
+    // The world's header as a Zig module.
+    let module_zig = build.join(format!("world_{world}.zig"));
+    let file =
+        std::fs::File::create(&module_zig).map_err(AuthorError::io("create", &module_zig))?;
+    let mut translate = zig()?;
+    translate
+        .args(["translate-c", "-lc", "-target", "wasm32-wasi", "-I"])
+        .arg(&bindings)
+        .arg(bindings.join(format!("{world}.h")))
+        .env("ZIG_LOCAL_CACHE_DIR", &cache)
+        .stdout(file);
+    run(&mut translate)?;
+    let module = build.join(format!("{}.module.wasm", m.snake()));
+    let mut compile = zig()?;
+    compile
+        .args([
+            "build-exe",
+            "-target",
+            "wasm32-wasi",
+            "-O",
+            "ReleaseSmall",
+            "-fno-entry",
+            "-mexec-model=reactor",
+            "-lc",
+            "-fstrip",
+            "--name",
+        ])
+        .arg(m.snake())
+        .arg(format!("-femit-bin={}", module.display()))
+        .args(["--dep", "world"])
+        .arg(format!("-Mroot={}", dir.join("src/plugin.zig").display()))
+        .arg("-I")
+        .arg(&bindings)
+        .arg(bindings.join(format!("{world}.c")))
+        .arg(bindings.join(format!("{world}_component_type.o")))
+        .arg(format!("-Mworld={}", module_zig.display()))
+        .current_dir(&build)
+        .env("ZIG_LOCAL_CACHE_DIR", &cache);
+    run(&mut compile)?;
+    run(Command::new(componentize).arg(&module).arg(out))
+}
+
 fn python(m: &Manifest, dir: &Path, out: &Path) -> Result<(), AuthorError> {
     let cpy = env_or_path("KILN_COMPONENTIZE_PY", "componentize-py").ok_or_else(|| {
         missing(
@@ -299,19 +417,28 @@ fn python(m: &Manifest, dir: &Path, out: &Path) -> Result<(), AuthorError> {
         .arg(out))
 }
 
-fn js(m: &Manifest, dir: &Path, out: &Path) -> Result<(), AuthorError> {
+/// jco: `$KILN_JCO`, else the project's own (`npm install` there, pinned by package.json and
+/// package-lock.json), else one on PATH.
+fn jco(m: &Manifest, dir: &Path) -> Result<PathBuf, AuthorError> {
     let local = dir.join("node_modules/.bin/jco");
-    let jco = env_or_path("KILN_JCO", "jco")
+    std::env::var_os("KILN_JCO")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
         .or_else(|| local.is_file().then_some(local))
+        .or_else(|| which("jco"))
         .ok_or_else(|| {
             missing(
                 "jco",
                 m.language,
-                "Run `npm install` in the project (package.json pins @bytecodealliance/jco \
-                 1.35.0 and the preview2-shim override it needs; Node.js from your \
-                 distribution), or set $KILN_JCO.",
+                "Run `npm install` in the project (it installs @bytecodealliance/jco 1.35.0 as \
+                 pinned by package.json and package-lock.json; needs Node.js 18+ and npm from \
+                 your distribution), or set $KILN_JCO.",
             )
-        })?;
+        })
+}
+
+fn js(m: &Manifest, dir: &Path, out: &Path) -> Result<(), AuthorError> {
+    let jco = jco(m, dir)?;
     run(Command::new(jco)
         .current_dir(dir)
         .arg("componentize")
@@ -351,5 +478,39 @@ mod tests {
         // PATH lookups find real programs and nothing else.
         assert!(which("sh").is_some());
         assert!(which("surely-not-a-program-kiln").is_none());
+    }
+
+    #[test]
+    fn kiln_componentize_is_built_with_the_profile_of_the_running_kiln() {
+        let release = componentizer_install(Some(Path::new("/src/kiln/target/release/kiln")));
+        assert!(
+            release.contains("`cargo build --release -p kiln-componentize`"),
+            "{release}"
+        );
+        assert!(release.contains("/src/kiln/target/release"), "{release}");
+        let debug = componentizer_install(Some(Path::new("/src/kiln/target/debug/kiln")));
+        assert!(
+            debug.contains("`cargo build -p kiln-componentize`"),
+            "{debug}"
+        );
+        let installed = componentizer_install(Some(Path::new("/usr/local/bin/kiln")));
+        assert!(installed.contains("cargo install --path plugins/componentize"));
+    }
+
+    #[test]
+    fn a_tool_that_cannot_start_is_told_apart_from_one_that_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        // A script whose interpreter does not exist: the file is there, exec says ENOENT.
+        let script = dir.path().join("tool");
+        std::fs::write(&script, "#!/nonexistent/interpreter\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = run(&mut Command::new(&script)).unwrap_err().to_string();
+        assert!(e.starts_with("cannot start `"), "{e}");
+        assert!(e.contains("interpreter on its first line"), "{e}");
+        let e = run(Command::new("sh").args(["-c", "exit 3"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("failed (exit status: 3)"), "{e}");
     }
 }

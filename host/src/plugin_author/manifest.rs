@@ -61,17 +61,25 @@ impl Kind {
 pub enum Language {
     Rust,
     C,
+    Zig,
     Python,
     Js,
 }
 
 impl Language {
-    pub const ALL: [Language; 4] = [Language::Rust, Language::C, Language::Python, Language::Js];
+    pub const ALL: [Language; 5] = [
+        Language::Rust,
+        Language::C,
+        Language::Zig,
+        Language::Python,
+        Language::Js,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
             Language::Rust => "rust",
             Language::C => "c",
+            Language::Zig => "zig",
             Language::Python => "python",
             Language::Js => "js",
         }
@@ -83,7 +91,7 @@ impl Language {
             .find(|l| l.as_str() == s)
             .ok_or_else(|| {
                 AuthorError::Usage(format!(
-                    "language must be one of rust, c, python, js, not `{s}`"
+                    "language must be one of rust, c, zig, python, js, not `{s}`"
                 ))
             })
     }

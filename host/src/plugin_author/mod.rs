@@ -46,6 +46,8 @@ pub enum AuthorError {
     },
     #[error("`{command}` failed ({status}); its output is above")]
     ToolFailed { command: String, status: String },
+    #[error("cannot start `{command}`: {error}")]
+    ToolNotStarted { command: String, error: String },
     #[error("not a component Kiln can run: {0}")]
     Invalid(String),
     #[error(transparent)]

@@ -1,7 +1,7 @@
 //! The project templates of `kiln plugin new`, embedded in the binary (`templates/`), and
 //! their rendering: `{{name}}`-style placeholders filled from the manifest. A Rust project
-//! depends on the SDK by path or git; a C, Python or JavaScript project carries the WIT (and C
-//! its generated bindings), so it builds without a Kiln checkout.
+//! depends on the SDK by path or git; a C, Zig, Python or JavaScript project carries the WIT
+//! (and C and Zig its generated C bindings), so it builds without a Kiln checkout.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +50,7 @@ fn notes(language: Language) -> Notes {
     let text = match language {
         Language::Rust => include_str!("templates/rust/notes.toml"),
         Language::C => include_str!("templates/c/notes.toml"),
+        Language::Zig => include_str!("templates/zig/notes.toml"),
         Language::Python => include_str!("templates/python/notes.toml"),
         Language::Js => include_str!("templates/js/notes.toml"),
     };
@@ -58,6 +59,40 @@ fn notes(language: Language) -> Notes {
         toolchain: t["toolchain"].clone(),
         files: t["files"].clone(),
     }
+}
+
+/// What the author runs in a new project before `kiln plugin build`, beyond installing the
+/// language's toolchain: JavaScript installs jco into the project.
+pub fn setup(language: Language) -> Option<&'static str> {
+    match language {
+        Language::Js => Some("npm install"),
+        Language::Rust | Language::C | Language::Zig | Language::Python => None,
+    }
+}
+
+/// The examples' npm lock file (`plugins/examples/js/package-lock.json`: what
+/// `scripts/build-examples` installs and the tests build with), under the project's name, so
+/// that `npm install` in a new project installs exactly that tree.
+const EXAMPLE_LOCK: &str = include_str!("../../../plugins/examples/js/package-lock.json");
+const EXAMPLE_LOCK_HEAD: &str = "{\n  \"name\": \"kiln-example-plugins-js\",\n  \"lockfileVersion\": 3,\n  \
+    \"requires\": true,\n  \"packages\": {\n    \"\": {\n      \"name\": \"kiln-example-plugins-js\",\n      \
+    \"license\": \"Apache-2.0\",\n";
+
+fn js_lock(name: &str) -> Result<String, AuthorError> {
+    let rest = EXAMPLE_LOCK
+        .strip_prefix(EXAMPLE_LOCK_HEAD)
+        .ok_or_else(|| {
+            AuthorError::Usage(
+                "plugins/examples/js/package-lock.json does not start as kiln expects (a bug in \
+             kiln's templates)"
+                    .into(),
+            )
+        })?;
+    let name = toml_string(name); // a project name needs no escaping; quoted alike in JSON
+    Ok(format!(
+        "{{\n  \"name\": {name},\n  \"lockfileVersion\": 3,\n  \"requires\": true,\n  \
+         \"packages\": {{\n    \"\": {{\n      \"name\": {name},\n{rest}"
+    ))
 }
 
 /// Replace every `{{key}}` of `vars` in `text` (twice, so values may hold placeholders);
@@ -99,6 +134,7 @@ fn vars(m: &Manifest, sdk: Option<&SdkSource>) -> BTreeMap<&'static str, String>
     let language_name = match m.language {
         Language::Rust => "Rust",
         Language::C => "C",
+        Language::Zig => "Zig",
         Language::Python => "Python",
         Language::Js => "JavaScript",
     };
@@ -114,6 +150,12 @@ fn vars(m: &Manifest, sdk: Option<&SdkSource>) -> BTreeMap<&'static str, String>
     v.insert("behaviour", behaviour.to_string());
     v.insert("test_config", test_config.to_string());
     v.insert("test_prints", prints.to_string());
+    v.insert(
+        "setup",
+        setup(m.language).map_or_else(String::new, |cmd| {
+            format!("{cmd:<39}# first: the toolchain into this project\n")
+        }),
+    );
     v.insert("toolchain", notes.toolchain);
     v.insert("files", notes.files);
     if let Some(sdk) = sdk {
@@ -134,6 +176,48 @@ macro_rules! c_bindings {
     ($path:literal) => {
         include_str!(concat!("../../../plugins/examples/c/bindings/", $path))
     };
+}
+
+/// The `wit-bindgen c` bindings of both worlds under `bindings/`, for a C or Zig project.
+fn c_bindings() -> Vec<File> {
+    let mut files: Vec<File> = [
+        ("bindings/WIT_SHA256", c_bindings!("WIT_SHA256")),
+        ("bindings/filter/filter.c", c_bindings!("filter/filter.c")),
+        ("bindings/filter/filter.h", c_bindings!("filter/filter.h")),
+        (
+            "bindings/weigher/weigher.c",
+            c_bindings!("weigher/weigher.c"),
+        ),
+        (
+            "bindings/weigher/weigher.h",
+            c_bindings!("weigher/weigher.h"),
+        ),
+    ]
+    .into_iter()
+    .map(|(path, text)| File {
+        path,
+        contents: text.into(),
+    })
+    .collect();
+    for (path, bytes) in [
+        (
+            "bindings/filter/filter_component_type.o",
+            &include_bytes!("../../../plugins/examples/c/bindings/filter/filter_component_type.o")
+                [..],
+        ),
+        (
+            "bindings/weigher/weigher_component_type.o",
+            &include_bytes!(
+                "../../../plugins/examples/c/bindings/weigher/weigher_component_type.o"
+            )[..],
+        ),
+    ] {
+        files.push(File {
+            path,
+            contents: bytes.to_vec(),
+        });
+    }
+    files
 }
 
 /// The files of a new project for `m`. A Rust project needs `sdk`.
@@ -196,17 +280,6 @@ pub fn project(m: &Manifest, sdk: Option<&SdkSource>) -> Result<Vec<File>, Autho
                 ("src/world.h", t!("c/world.h")),
                 ("src/pool_table.h", t!("c/pool_table.h")),
                 ("src/pool_table.c", t!("c/pool_table.c")),
-                ("bindings/WIT_SHA256", c_bindings!("WIT_SHA256")),
-                ("bindings/filter/filter.c", c_bindings!("filter/filter.c")),
-                ("bindings/filter/filter.h", c_bindings!("filter/filter.h")),
-                (
-                    "bindings/weigher/weigher.c",
-                    c_bindings!("weigher/weigher.c"),
-                ),
-                (
-                    "bindings/weigher/weigher.h",
-                    c_bindings!("weigher/weigher.h"),
-                ),
                 (".gitignore", t!("c/gitignore.in")),
             ] {
                 files.push(File {
@@ -214,25 +287,33 @@ pub fn project(m: &Manifest, sdk: Option<&SdkSource>) -> Result<Vec<File>, Autho
                     contents: text.into(),
                 });
             }
-            for (path, bytes) in [
+            files.extend(c_bindings());
+            files.push(wit());
+        }
+        Language::Zig => {
+            let src = if filter {
+                t!("zig/filter.zig.in")
+            } else {
+                t!("zig/weigher.zig.in")
+            };
+            files.push(File {
+                path: "src/plugin.zig",
+                contents: r(src)?,
+            });
+            for (path, text) in [
+                // The Zig example's pool table, unchanged: one copy serves both.
                 (
-                    "bindings/filter/filter_component_type.o",
-                    &include_bytes!(
-                        "../../../plugins/examples/c/bindings/filter/filter_component_type.o"
-                    )[..],
+                    "src/pool_table.zig",
+                    include_str!("../../../plugins/examples/zig/src/pool_table.zig"),
                 ),
-                (
-                    "bindings/weigher/weigher_component_type.o",
-                    &include_bytes!(
-                        "../../../plugins/examples/c/bindings/weigher/weigher_component_type.o"
-                    )[..],
-                ),
+                (".gitignore", t!("zig/gitignore.in")),
             ] {
                 files.push(File {
                     path,
-                    contents: bytes.to_vec(),
+                    contents: text.into(),
                 });
             }
+            files.extend(c_bindings());
             files.push(wit());
         }
         Language::Python => {
@@ -272,6 +353,10 @@ pub fn project(m: &Manifest, sdk: Option<&SdkSource>) -> Result<Vec<File>, Autho
             files.push(File {
                 path: "package.json",
                 contents: r(t!("js/package.json.in"))?,
+            });
+            files.push(File {
+                path: "package-lock.json",
+                contents: js_lock(&m.name)?.into_bytes(),
             });
             files.push(File {
                 path: ".gitignore",
@@ -345,7 +430,7 @@ mod tests {
 
     #[test]
     fn non_rust_projects_carry_the_wit_and_c_its_current_bindings() {
-        for lang in [Language::C, Language::Python, Language::Js] {
+        for lang in [Language::C, Language::Zig, Language::Python, Language::Js] {
             let m = Manifest::new("x", Kind::Weigher, lang).unwrap();
             let files = project(&m, None).unwrap();
             assert_eq!(text(&files, "wit/kiln-plugin.wit"), WIT);
@@ -360,6 +445,37 @@ mod tests {
         );
         let m = Manifest::new("x", Kind::Filter, Language::Python).unwrap();
         assert!(text(&project(&m, None).unwrap(), "app.py").contains("def kiln_accept"));
+    }
+
+    #[test]
+    fn a_js_project_pins_the_npm_tree_the_examples_are_built_with() {
+        let m = Manifest::new("js-min-free", Kind::Filter, Language::Js).unwrap();
+        let files = project(&m, None).unwrap();
+        let package: serde_json::Value =
+            serde_json::from_str(&text(&files, "package.json")).unwrap();
+        let lock: serde_json::Value =
+            serde_json::from_str(&text(&files, "package-lock.json")).unwrap();
+        assert_eq!(lock["name"], "js-min-free");
+        assert_eq!(lock["packages"][""]["name"], "js-min-free");
+        // npm installs from the lock only while it agrees with package.json.
+        assert_eq!(
+            lock["packages"][""]["devDependencies"],
+            package["devDependencies"]
+        );
+        let jco = package["devDependencies"]["@bytecodealliance/jco"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            lock["packages"]["node_modules/@bytecodealliance/jco"]["version"],
+            jco
+        );
+        // The same pins as the examples, whose build CI checks.
+        let example: serde_json::Value =
+            serde_json::from_str(include_str!("../../../plugins/examples/js/package.json"))
+                .unwrap();
+        assert_eq!(example["devDependencies"], package["devDependencies"]);
+        assert_eq!(example["overrides"], package["overrides"]);
+        assert!(text(&files, "README.md").contains("npm install"));
     }
 
     #[test]

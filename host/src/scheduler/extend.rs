@@ -1,8 +1,9 @@
 //! `extend_volume` on the scheduler: an extend goes through the live chain with operation
 //! `extend` and the new size, over the one pool the volume lives on (Cinder's
-//! `extend_volume` backend check). If the pool can take the growth it is consumed in memory
-//! and checked in the database like a placement, then the volume service grows the volume;
-//! otherwise the volume returns to `available` with a message saying why.
+//! `extend_volume` backend check). An attached volume (`in-use`, microversion 3.42) also needs
+//! the pool to report `online_extend_support`. If the pool can take the growth it is consumed
+//! in memory and checked in the database like a placement, then the volume service grows the
+//! volume; otherwise the volume returns to its previous status with a message saying why.
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -19,6 +20,27 @@ pub struct ExtendArgs {
     pub request_spec: RequestSpec,
     /// `host@backend#pool` of the volume.
     pub pool: String,
+    /// The status before `extending`, and after: `available`, or `in-use` for an online
+    /// extend.
+    #[serde(default = "available")]
+    pub previous_status: String,
+}
+
+fn available() -> String {
+    "available".into()
+}
+
+/// Why `pool` cannot extend an attached volume: it does not report `online_extend_support`.
+pub(crate) fn online_refusal(pool: &kiln_plugin_sdk::Pool) -> Option<String> {
+    match pool.capability("online_extend_support") {
+        Some(kiln_plugin_sdk::CapValue::Boolean(true)) => None,
+        Some(kiln_plugin_sdk::CapValue::Text(t)) if t.eq_ignore_ascii_case("true") => None,
+        _ => Some(format!(
+            "backend {} does not report online_extend_support, so an attached (in-use) volume \
+             cannot be extended there; detach it first",
+            pool.backend
+        )),
+    }
 }
 
 fn handler_error(e: impl std::fmt::Display) -> RemoteError {
@@ -37,6 +59,7 @@ impl SchedulerManager {
         let request = placement::to_request(&spec, &RetryInfo::default(), Default::default());
         let pool = args.pool.clone();
         let (spec_c, pool_c) = (spec.clone(), pool.clone());
+        let online = args.previous_status == "in-use";
         let outcome = self
             .with_state(move |s| {
                 let Some(id) = s.index.id(&pool_c) else {
@@ -44,6 +67,11 @@ impl SchedulerManager {
                         "pool {pool_c} is not reporting; try again when its volume service is up"
                     ));
                 };
+                if online {
+                    if let Some(why) = s.chain.table().get(id).and_then(online_refusal) {
+                        return Err(why);
+                    }
+                }
                 let d = s.chain.decide_with(&request, &[id], Explain::IfNoneLeft);
                 if d.best().is_none() {
                     let why = d
@@ -94,7 +122,7 @@ impl SchedulerManager {
                 .map_err(handler_error)?;
             self.rt
                 .db
-                .volume_set_status(&spec.volume_id, "available")
+                .volume_set_status(&spec.volume_id, &args.previous_status)
                 .await
                 .map_err(handler_error)?;
             self.rt
@@ -121,5 +149,63 @@ impl SchedulerManager {
             .extend_volume(ctx, &backend, &args)
             .await
             .map_err(handler_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_plugin_sdk::{CapValue, Capacity, Pool};
+
+    fn pool(online: Option<CapValue>) -> Pool {
+        Pool {
+            id: 0,
+            backend: "n@a".into(),
+            pool: "a".into(),
+            host: "n".into(),
+            availability_zone: "nova".into(),
+            total_capacity_gb: Capacity::Gb(10.0),
+            free_capacity_gb: Capacity::Gb(10.0),
+            allocated_capacity_gb: 0.0,
+            provisioned_capacity_gb: 0.0,
+            reserved_percentage: 0,
+            max_over_subscription_ratio: 1.0,
+            thin_provisioning_support: true,
+            thick_provisioning_support: false,
+            total_volumes: 0,
+            multiattach: false,
+            filter_function: None,
+            goodness_function: None,
+            capabilities: online
+                .map(|v| ("online_extend_support".to_string(), v))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn attached_volumes_grow_only_where_online_extend_is_reported() {
+        assert_eq!(online_refusal(&pool(Some(CapValue::Boolean(true)))), None);
+        assert_eq!(
+            online_refusal(&pool(Some(CapValue::Text("True".into())))),
+            None
+        );
+        for refused in [None, Some(CapValue::Boolean(false))] {
+            let why = online_refusal(&pool(refused)).expect("refused");
+            assert!(
+                why.contains("online_extend_support") && why.contains("n@a"),
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn old_extend_messages_mean_available() {
+        let args: ExtendArgs = serde_json::from_value(serde_json::json!({
+            "request_spec": {"volume_id": "v", "project_id": "p", "size": 1},
+            "pool": "n@a#a"
+        }))
+        .unwrap();
+        assert_eq!(args.previous_status, "available");
     }
 }

@@ -18,19 +18,19 @@ use crate::rpc::{RemoteError, RequestContext};
 const MAX_REFUSALS: usize = 5;
 
 /// One decision and what it consumed.
-struct Picked {
-    decision: Decision,
-    candidates: usize,
+pub(super) struct Picked {
+    pub(super) decision: Decision,
+    pub(super) candidates: usize,
     /// `host@backend#pool`, its limit, and the consumption to revert.
-    chosen: Option<(
+    pub(super) chosen: Option<(
         String,
         crate::db::placement::PoolLimit,
         super::pools::Consumed,
     )>,
-    names: Vec<(u32, String)>,
+    pub(super) names: Vec<(u32, String)>,
     /// The chain that decided (its label), and the decision's number in this process.
-    chain: String,
-    seq: u64,
+    pub(super) chain: String,
+    pub(super) seq: u64,
 }
 
 fn handler_error(e: impl std::fmt::Display) -> RemoteError {
@@ -71,6 +71,10 @@ impl SchedulerManager {
                 .await;
         }
         let mut active = self.active_backends().await?;
+        // A volume of a group goes to the group's backend or nowhere.
+        if let Some(group_backend) = &spec.group_backend {
+            active.retain(|b| b == group_backend);
+        }
         // A clone or a volume from a snapshot is made by the backend holding the source.
         let source = match (&spec.snapshot_id, &spec.source_volid) {
             (Some(snap), _) => match self.rt.db.snapshot_get(snap).await {
@@ -217,7 +221,7 @@ impl SchedulerManager {
         }
     }
 
-    async fn revert(&self, consumed: super::pools::Consumed) -> Result<(), RemoteError> {
+    pub(super) async fn revert(&self, consumed: super::pools::Consumed) -> Result<(), RemoteError> {
         self.with_state(move |s| {
             if let Some(delta) = s.index.revert(s.chain.table(), &consumed) {
                 s.apply(&[delta]);
@@ -253,12 +257,20 @@ impl SchedulerManager {
             })
             .await
             .map_err(handler_error)?;
+        // A volume of a group made from a source: the group is done waiting for it.
+        if let Ok(Some(group)) = self.rt.db.volume_get(volume_id).await.map(|v| v.group_id) {
+            self.rt
+                .db
+                .group_settle_creating(&group)
+                .await
+                .map_err(handler_error)?;
+        }
         Ok(())
     }
 }
 
 /// One decision over the eligible pools, consuming the winner's capacity.
-fn pick(
+pub(super) fn pick(
     s: &mut super::State,
     active: &HashSet<String>,
     tried: &[String],

@@ -7,8 +7,10 @@
 pub mod chains;
 pub mod extend;
 mod filter_scheduler;
+pub mod groups;
 pub mod host_manager;
 pub mod hot_swap;
+pub mod migrate;
 pub mod placement;
 pub mod pools;
 pub mod retype;
@@ -34,8 +36,10 @@ pub const BINARY: &str = "kiln-scheduler";
 pub const TOPIC: &str = "scheduler";
 /// The scheduler RPC API this build serves. 3.0: update_service_capabilities, get_pools;
 /// 3.1: create_volume; 3.2: activate_chain, validate_chain, dry_run; 3.3: extend_volume;
-/// 3.4: shadow_chain, shadow_report; 3.5: retype_volume; 3.6: plugin_pools.
-pub const RPC_VERSION: Version = Version::new(3, 6);
+/// 3.4: shadow_chain, shadow_report; 3.5: retype_volume; 3.6: plugin_pools; 3.7: create_group,
+/// create_volume with `group_backend`; 3.8: migrate_volume (and retype_volume migrating with
+/// `migration_policy = on-demand`).
+pub const RPC_VERSION: Version = Version::new(3, 8);
 
 /// Arguments of `shadow_chain`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,8 +102,26 @@ impl SchedulerApi {
         ctx: &RequestContext,
         args: &placement::CreateArgs,
     ) -> Result<(), RpcError> {
+        // A volume of a group must land on the group's backend: a 3.6 scheduler would not
+        // know the field, so such a request needs 3.7.
+        let version = if args.request_spec.group_backend.is_some() {
+            Version::new(3, 7)
+        } else {
+            Version::new(3, 1)
+        };
         self.client
-            .cast(ctx, None, "create_volume", Version::new(3, 1), args)
+            .cast(ctx, None, "create_volume", version, args)
+            .await
+    }
+
+    /// Choose the backend of a new generic volume group (it is `creating` until then).
+    pub async fn create_group(
+        &self,
+        ctx: &RequestContext,
+        args: &groups::CreateGroupArgs,
+    ) -> Result<(), RpcError> {
+        self.client
+            .cast(ctx, None, "create_group", Version::new(3, 7), args)
             .await
     }
 
@@ -122,6 +144,18 @@ impl SchedulerApi {
     ) -> Result<(), RpcError> {
         self.client
             .cast(ctx, None, "retype_volume", Version::new(3, 5), args)
+            .await
+    }
+
+    /// Choose (or check) a destination for a volume's migration and place its new volume
+    /// there; the source's volume service then migrates.
+    pub async fn migrate_volume(
+        &self,
+        ctx: &RequestContext,
+        args: &migrate::MigrateArgs,
+    ) -> Result<(), RpcError> {
+        self.client
+            .cast(ctx, None, "migrate_volume", Version::new(3, 8), args)
             .await
     }
 
@@ -407,6 +441,11 @@ impl Manager for SchedulerManager {
             async move { me.schedule_create(&ctx, args).await }
         });
         let me = self.clone();
+        d.register("create_group", move |ctx, args: groups::CreateGroupArgs| {
+            let me = me.clone();
+            async move { me.schedule_create_group(&ctx, args).await }
+        });
+        let me = self.clone();
         d.register("extend_volume", move |ctx, args: extend::ExtendArgs| {
             let me = me.clone();
             async move { me.schedule_extend(&ctx, args).await }
@@ -415,6 +454,11 @@ impl Manager for SchedulerManager {
         d.register("retype_volume", move |ctx, args: retype::RetypeArgs| {
             let me = me.clone();
             async move { me.schedule_retype(&ctx, args).await }
+        });
+        let me = self.clone();
+        d.register("migrate_volume", move |ctx, args: migrate::MigrateArgs| {
+            let me = me.clone();
+            async move { me.schedule_migrate(&ctx, args).await }
         });
         let me = self.clone();
         d.register("shadow_chain", move |_ctx, args: ShadowArgs| {

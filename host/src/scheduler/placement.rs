@@ -43,6 +43,10 @@ pub struct RequestSpec {
     pub snapshot_id: Option<String>,
     #[serde(default)]
     pub source_volid: Option<String>,
+    /// A volume of a generic group: the group's backend (`host@backend`), the only one it
+    /// may be placed on (RPC 3.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_backend: Option<String>,
 }
 
 fn create() -> String {

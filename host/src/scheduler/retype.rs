@@ -2,8 +2,9 @@
 //! live chain with operation `retype` and the new volume type, over the one pool the volume
 //! lives on (Cinder's `find_retype_backend` for `migration_policy = never`). When the pool
 //! satisfies the new type, the volume service records it; otherwise the volume returns to its
-//! previous status with a message naming the filter and reason, and — when the caller allowed
-//! a migration — that Kiln does not migrate volumes.
+//! previous status with a message naming the filter and reason — unless the caller allowed a
+//! migration (`on-demand`): then the volume migrates to a backend that satisfies the type
+//! (`migrate.rs`, operation `retype`), taking the new type with it.
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -32,6 +33,76 @@ fn handler_error(e: impl std::fmt::Display) -> RemoteError {
 }
 
 impl SchedulerManager {
+    /// The volume's pool does not satisfy the new type and the caller allows a migration:
+    /// move the volume to a backend that does (Cinder's `find_retype_backend` + migration).
+    async fn retype_by_migration(
+        &self,
+        ctx: &RequestContext,
+        args: RetypeArgs,
+        why_not_here: &str,
+    ) -> Result<(), RemoteError> {
+        let spec = args.request_spec.clone();
+        let snapshots = self
+            .rt
+            .db
+            .snapshots_of_volume(&spec.volume_id)
+            .await
+            .map_err(handler_error)?;
+        let blocker = if args.previous_status != "available" {
+            Some(format!(
+                "the volume is {}; Kiln migrates only detached (available) volumes, since no \
+                 compute service swaps an attachment to the new copy",
+                args.previous_status
+            ))
+        } else if !snapshots.is_empty() {
+            Some(format!(
+                "the volume has {} snapshot(s), which a migration cannot move",
+                snapshots.len()
+            ))
+        } else {
+            None
+        };
+        let started = blocker.is_none()
+            && self
+                .rt
+                .db
+                .volume_migration_start(
+                    &spec.volume_id,
+                    &["retyping"],
+                    None,
+                    Some(&args.previous_status),
+                )
+                .await
+                .map_err(handler_error)?;
+        if !started {
+            let why = format!(
+                "pool {} does not satisfy the new type ({why_not_here}) and the volume cannot \
+                 migrate: {}",
+                args.pool,
+                blocker.unwrap_or_else(|| "it is already being migrated".into())
+            );
+            warn!(volume_id = %spec.volume_id, reason = %why, "retype refused");
+            self.rt
+                .db
+                .volume_set_status(&spec.volume_id, &args.previous_status)
+                .await
+                .map_err(handler_error)?;
+            return self.migration_message(ctx, &spec, &why).await;
+        }
+        info!(volume_id = %spec.volume_id, pool = %args.pool, reason = %why_not_here, "retype needs a migration");
+        let migrate = super::migrate::MigrateArgs {
+            request_spec: RequestSpec {
+                operation: "retype".into(),
+                ..spec.clone()
+            },
+            pool: args.pool.clone(),
+            host: None,
+            force_host_copy: false,
+            new_type_id: spec.volume_type.as_ref().map(|t| t.id.clone()),
+        };
+        self.schedule_migrate(ctx, migrate).await
+    }
+
     pub(crate) async fn schedule_retype(
         &self,
         ctx: &RequestContext,
@@ -90,17 +161,13 @@ impl SchedulerManager {
                 .await
                 .map_err(handler_error);
         };
-        let why = if args.migration_policy == "on-demand" {
-            format!(
-                "pool {pool} does not satisfy volume type {type_name} ({why}), and Kiln does not \
-                 migrate volumes between backends yet; create a volume of the new type and copy the data"
-            )
-        } else {
-            format!(
-                "pool {pool} does not satisfy volume type {type_name} ({why}) and migration_policy \
-                 is never"
-            )
-        };
+        if args.migration_policy == "on-demand" {
+            return self.retype_by_migration(ctx, args, &why).await;
+        }
+        let why = format!(
+            "pool {pool} does not satisfy volume type {type_name} ({why}) and migration_policy \
+             is never"
+        );
         warn!(volume_id = %spec.volume_id, reason = %why, "retype refused");
         self.rt
             .db

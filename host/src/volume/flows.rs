@@ -25,10 +25,12 @@ pub(crate) fn handler_error(e: impl std::fmt::Display) -> RemoteError {
     RemoteError::new("HandlerError", e.to_string())
 }
 
-/// The driver's view of a volume row.
+/// The driver's view of a volume row. After a migration the backend knows the volume by the
+/// temporary volume's id (`name_id`, Cinder's `_name_id`), so that id names it.
 pub(crate) fn volume_ref(row: &VolumeRow) -> Result<VolumeRef, RemoteError> {
-    let id = uuid::Uuid::parse_str(&row.id)
-        .map_err(|e| handler_error(format!("volume id {} is not a UUID: {e}", row.id)))?;
+    let backend_id = row.name_id.as_deref().unwrap_or(&row.id);
+    let id = uuid::Uuid::parse_str(backend_id)
+        .map_err(|e| handler_error(format!("volume id {backend_id} is not a UUID: {e}")))?;
     let mut v = VolumeRef::new(id, row.size.max(0) as u64);
     v.pool = row
         .host
@@ -102,7 +104,7 @@ impl VolumeManager {
                     .await
                     .map_err(handler_error)?;
                 info!(volume_id = %id, host = %self.host, size_gb = volume.size_gb, "volume created");
-                Ok(())
+                self.settle_group_creating(&row).await
             }
             // A snapshot or a source volume only exists here: another backend cannot help.
             Err(e)
@@ -155,14 +157,15 @@ impl VolumeManager {
             Err(e) => return Err(handler_error(e)),
         };
         let volume = volume_ref(&row)?;
+        let online = args.previous_status == "in-use";
         match self.driver().await.extend_volume(&volume, new_size).await {
             Ok(()) => {
                 self.rt
                     .db
-                    .volume_extended(id, new_size as i64)
+                    .volume_extended(id, new_size as i64, &args.previous_status)
                     .await
                     .map_err(handler_error)?;
-                info!(volume_id = %id, new_size, "volume extended");
+                info!(volume_id = %id, new_size, online, "volume extended");
                 Ok(())
             }
             Err(e) => {
@@ -172,7 +175,11 @@ impl VolumeManager {
                     .quota_release(&row.project_id, &[("gigabytes", growth)])
                     .await
                     .map_err(handler_error)?;
-                self.fail(ctx, &row, "error_extending", "003", &e.to_string())
+                // An attached volume stays usable at its old size; a detached one is marked
+                // like Cinder does.
+                let status = if online { "in-use" } else { "error_extending" };
+                let why = format!("extending to {new_size} GB failed: {e}");
+                self.fail_action(ctx, &row, status, "007", "001", &why)
                     .await
             }
         }
@@ -256,13 +263,42 @@ impl VolumeManager {
             .volume_destroy(&row.id)
             .await
             .map_err(handler_error)?;
-        self.rt
-            .db
-            .quota_release(&row.project_id, &[("volumes", 1), ("gigabytes", row.size)])
-            .await
-            .map_err(handler_error)?;
+        // A migration's temporary volume never counted against quota.
+        if row.use_quota {
+            self.rt
+                .db
+                .quota_release(&row.project_id, &[("volumes", 1), ("gigabytes", row.size)])
+                .await
+                .map_err(handler_error)?;
+        }
         info!(volume_id = %row.id, host = %self.host, "volume deleted");
-        Ok(())
+        self.settle_group_deleting(&row).await
+    }
+
+    /// A volume of a group made from a source is done (or failed): the group may be too.
+    async fn settle_group_creating(&self, row: &VolumeRow) -> Result<(), RemoteError> {
+        match &row.group_id {
+            Some(g) => self
+                .rt
+                .db
+                .group_settle_creating(g)
+                .await
+                .map_err(handler_error),
+            None => Ok(()),
+        }
+    }
+
+    /// A volume of a group being deleted is gone (or failed to go): the group may go too.
+    async fn settle_group_deleting(&self, row: &VolumeRow) -> Result<(), RemoteError> {
+        match &row.group_id {
+            Some(g) => self
+                .rt
+                .db
+                .group_settle_deleting(g)
+                .await
+                .map_err(handler_error),
+            None => Ok(()),
+        }
     }
 
     /// Put the volume in `status` and tell its owner why.
@@ -271,6 +307,25 @@ impl VolumeManager {
         ctx: &RequestContext,
         row: &VolumeRow,
         status: &str,
+        detail_id: &str,
+        why: &str,
+    ) -> Result<(), RemoteError> {
+        let action_id = if status == "error_deleting" {
+            "002"
+        } else {
+            "001"
+        };
+        self.fail_action(ctx, row, status, action_id, detail_id, why)
+            .await
+    }
+
+    /// [`Self::fail`] with the message's action named.
+    pub(super) async fn fail_action(
+        &self,
+        ctx: &RequestContext,
+        row: &VolumeRow,
+        status: &str,
+        action_id: &str,
         detail_id: &str,
         why: &str,
     ) -> Result<(), RemoteError> {
@@ -287,16 +342,16 @@ impl VolumeManager {
                 request_id: Some(&ctx.request_id),
                 resource_type: Some("VOLUME"),
                 resource_uuid: Some(&row.id),
-                action_id: if status == "error_deleting" {
-                    "002"
-                } else {
-                    "001"
-                },
+                action_id,
                 detail_id,
                 detail: Some(why),
             })
             .await
             .map_err(handler_error)?;
-        Ok(())
+        if status == "error_deleting" {
+            self.settle_group_deleting(row).await
+        } else {
+            self.settle_group_creating(row).await
+        }
     }
 }

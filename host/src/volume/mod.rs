@@ -7,6 +7,7 @@ mod attach;
 pub mod driver_slot;
 pub mod driver_swap;
 mod flows;
+pub mod migrate;
 mod recovery;
 mod snapshots;
 
@@ -29,8 +30,9 @@ pub const TOPIC: &str = "volume";
 /// The volume RPC API this build serves. 3.0: publish_service_capabilities; 3.1:
 /// create_volume, delete_volume; 3.2: extend_volume; 3.3: create_snapshot, delete_snapshot,
 /// delete_volume with `cascade`; 3.4: initialize_connection, terminate_connection;
-/// 3.5: swap_driver, rollback_driver; 3.6: retype_volume.
-pub const RPC_VERSION: Version = Version::new(3, 6);
+/// 3.5: swap_driver, rollback_driver; 3.6: retype_volume; 3.8: migrate_volume,
+/// create_migration_volume (and extend_volume of an attached volume, `previous_status`).
+pub const RPC_VERSION: Version = Version::new(3, 8);
 
 /// Client side of the volume RPC API, used by the scheduler and the API service.
 #[derive(Clone)]
@@ -176,6 +178,44 @@ impl VolumeApi {
             .await
     }
 
+    /// Migrate a volume away from `backend`, its current one, to the temporary volume the
+    /// scheduler placed (the source's service runs the migration).
+    pub async fn migrate_volume(
+        &self,
+        ctx: &RequestContext,
+        backend: &str,
+        args: &migrate::MigrateVolumeArgs,
+    ) -> Result<(), RpcError> {
+        self.client
+            .cast(
+                ctx,
+                Some(backend),
+                "migrate_volume",
+                Version::new(3, 8),
+                args,
+            )
+            .await
+    }
+
+    /// Create a migration's temporary volume on `backend` (its destination) and say where
+    /// this host can open it (a call: the migrating service waits for it).
+    pub async fn create_migration_volume(
+        &self,
+        ctx: &RequestContext,
+        backend: &str,
+        args: &migrate::TargetArgs,
+    ) -> Result<migrate::MigrationTarget, RpcError> {
+        self.client
+            .call(
+                ctx,
+                Some(backend),
+                "create_migration_volume",
+                Version::new(3, 8),
+                args,
+            )
+            .await
+    }
+
     /// Take snapshot `snapshot_id` on `backend` (the one holding its volume).
     pub async fn create_snapshot(
         &self,
@@ -225,6 +265,8 @@ pub struct VolumeManager {
     /// The backend's driver, replaceable at run time ([`driver_slot`]).
     slot: driver_slot::DriverSlot,
     scheduler: scheduler::SchedulerApi,
+    /// Other volume services (a migration's destination), capped like the scheduler client.
+    peers: VolumeApi,
 }
 
 impl VolumeManager {
@@ -241,6 +283,7 @@ impl VolumeManager {
                 driver_swap::configured_active(&settings),
             ),
             scheduler: scheduler::SchedulerApi::new(rt),
+            peers: VolumeApi::new(rt),
         })
     }
 
@@ -250,14 +293,19 @@ impl VolumeManager {
         self.slot.get().await
     }
 
-    /// Ask the driver for stats and fan them out to every scheduler.
+    /// Ask the driver for stats and fan them out to every scheduler. Each pool reports
+    /// `online_extend_support` (what the driver says, unless its stats already do).
     pub async fn report_capabilities(&self) -> Result<(), String> {
-        let stats = self
-            .driver()
-            .await
-            .get_volume_stats()
-            .await
-            .map_err(|e| e.to_string())?;
+        let (mut stats, online) = {
+            let driver = self.driver().await;
+            let stats = driver.get_volume_stats().await.map_err(|e| e.to_string())?;
+            (stats, driver.supports_online_extend())
+        };
+        for pool in &mut stats.pools {
+            pool.extra
+                .entry("online_extend_support".into())
+                .or_insert(serde_json::Value::Bool(online));
+        }
         let report = CapabilityReport {
             service_name: TOPIC.into(),
             host: self.host.clone(),
@@ -336,6 +384,22 @@ impl Manager for VolumeManager {
             },
         );
         let me = self.clone();
+        d.register(
+            "migrate_volume",
+            move |ctx, args: migrate::MigrateVolumeArgs| {
+                let me = me.clone();
+                async move { me.migrate_volume(&ctx, args).await }
+            },
+        );
+        let me = self.clone();
+        d.register(
+            "create_migration_volume",
+            move |ctx, args: migrate::TargetArgs| {
+                let me = me.clone();
+                async move { me.create_migration_volume(&ctx, args).await }
+            },
+        );
+        let me = self.clone();
         d.register("initialize_connection", move |ctx, args: ConnectArgs| {
             let me = me.clone();
             async move { me.initialize_connection(&ctx, args).await }
@@ -382,6 +446,10 @@ impl Manager for VolumeManager {
             .refresh_version_cap(self.scheduler.client(), scheduler::BINARY)
             .await
             .map_err(|e| e.to_string())?;
+        self.rt
+            .refresh_version_cap(self.peers.client(), BINARY)
+            .await
+            .map_err(|e| e.to_string())?;
         self.recover().await?;
         self.report_capabilities().await
     }
@@ -398,6 +466,7 @@ impl Manager for VolumeManager {
                         .rt
                         .refresh_version_cap(me.scheduler.client(), scheduler::BINARY)
                         .await;
+                    let _ = me.rt.refresh_version_cap(me.peers.client(), BINARY).await;
                     me.report_capabilities().await
                 })
             }),

@@ -1,7 +1,8 @@
 //! `init_host` recovery of one backend after a restart (Cinder's `init_host`): volumes and
 //! snapshots a crash left half-way are settled — `creating` → `error` with a message,
-//! `deleting` resumed, `extending` → `error_extending`, `retyping` back to where it was — and
-//! the exports of attached volumes are re-ensured (a target daemon restart loses them).
+//! `deleting` resumed, `extending` → `error_extending` (`in-use` when attached), `retyping`
+//! back to where it was, a migration running from here undone (`migrate.rs`) — and the exports
+//! of attached volumes are re-ensured (a target daemon restart loses them).
 
 use tracing::{info, warn};
 
@@ -33,8 +34,20 @@ impl VolumeManager {
             .map_err(|e| e.to_string())?;
         let mut to_delete: Vec<(String, bool)> = Vec::new();
         for v in &volumes {
+            if matches!(
+                v.migration_status.as_deref(),
+                Some("starting" | "migrating")
+            ) {
+                self.settle_migration(&ctx, v).await?;
+                done.errored += 1;
+                continue;
+            }
             let settle = match v.status.as_str() {
                 "creating" => Some(("error", "was being created")),
+                // An attached volume stays usable at its recorded size.
+                "extending" if v.attach_status == "attached" => {
+                    Some(("in-use", "was being extended while attached"))
+                }
                 "extending" => Some(("error_extending", "was being extended")),
                 _ => None,
             };
@@ -44,9 +57,11 @@ impl VolumeManager {
                      backend is unknown",
                     v.id, self.host
                 );
-                db.volume_set_status(&v.id, status)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                match db.volume_set_status(&v.id, status).await {
+                    // Deleted meanwhile (a migration's temporary volume, say).
+                    Ok(()) | Err(crate::db::DbError::NotFound(_)) => {}
+                    Err(e) => return Err(e.to_string()),
+                }
                 let _ = db
                     .user_message_create(&NewMessage {
                         project_id: &v.project_id,

@@ -61,7 +61,7 @@ impl VolumeManager {
                     .await
                     .map_err(handler_error)?;
                 info!(snapshot_id = %row.id, volume_id = %row.volume_id, "snapshot created");
-                Ok(())
+                self.settle_group_snapshot(&row, false).await
             }
             Err(e) => {
                 self.fail_snapshot(ctx, &row, "error", ACTION_CREATE, &e.to_string())
@@ -117,7 +117,28 @@ impl VolumeManager {
                 .map_err(|e| e.to_string())?;
         }
         info!(snapshot_id = %row.id, host = %self.host, "snapshot deleted");
-        Ok(())
+        self.settle_group_snapshot(row, true)
+            .await
+            .map_err(|e| e.message)
+    }
+
+    /// A member of a group snapshot was taken or deleted (or failed): the group snapshot
+    /// may be done too.
+    async fn settle_group_snapshot(
+        &self,
+        row: &SnapshotRow,
+        deleting: bool,
+    ) -> Result<(), RemoteError> {
+        let Some(gs) = &row.group_snapshot_id else {
+            return Ok(());
+        };
+        let db = &self.rt.db;
+        if deleting {
+            db.group_snapshot_settle_deleting(gs).await
+        } else {
+            db.group_snapshot_settle_creating(gs).await
+        }
+        .map_err(handler_error)
     }
 
     async fn fail_snapshot(
@@ -147,6 +168,7 @@ impl VolumeManager {
             })
             .await
             .map_err(handler_error)?;
-        Ok(())
+        self.settle_group_snapshot(row, status == "error_deleting")
+            .await
     }
 }

@@ -1,5 +1,6 @@
 //! Authentication and authorization at the API edge, one middleware for every routed request
-//! except version discovery (`/`, `/v3`, `/v3/`), `/healthcheck` and `/metrics`:
+//! except version discovery (`/`, `/v3`, `/v3/`), `/healthcheck`, `/metrics` and
+//! `/openapi.json`:
 //! `X-Auth-Token` → [`RequestContext`] (`api.auth_strategy`: `noauth` takes `USER:PROJECT`
 //! and grants admin like Cinder's noauth; `keystone` validates the token with Keystone,
 //! `keystone.rs`, cached in `cache.rs`), then the `{project_id}` URL check and the admin-only
@@ -27,7 +28,14 @@ use crate::config::Config;
 use crate::rpc::RequestContext;
 
 /// Routes answered without a token.
-const PUBLIC: &[&str] = &["/", "/v3", "/v3/", "/healthcheck", "/metrics"];
+pub(in crate::api) const PUBLIC: &[&str] = &[
+    "/",
+    "/v3",
+    "/v3/",
+    "/healthcheck",
+    "/metrics",
+    "/openapi.json",
+];
 
 /// Action bodies are read by the middleware (for the admin-action rules) up to this size.
 const ACTION_BODY_LIMIT: usize = 1 << 20;

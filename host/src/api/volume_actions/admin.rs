@@ -37,6 +37,16 @@ const STATUSES: &[&str] = &[
     "extending",
 ];
 
+/// Migration statuses `os-reset_status` may set (Cinder's `valid_migration_status`).
+const MIGRATION_STATUSES: &[&str] = &[
+    "migrating",
+    "error",
+    "success",
+    "completing",
+    "none",
+    "starting",
+];
+
 fn require_admin(ctx: &RequestContext) -> Result<(), ApiError> {
     if ctx.is_admin {
         Ok(())
@@ -57,8 +67,23 @@ pub async fn reset_status(
     require_admin(ctx)?;
     let status = args.get("status").and_then(Value::as_str);
     let attach_status = args.get("attach_status").and_then(Value::as_str);
-    if status.is_none() && attach_status.is_none() {
-        return Err(bad("os-reset_status needs 'status' or 'attach_status'"));
+    let migration_status = args.get("migration_status").and_then(Value::as_str);
+    if status.is_none() && attach_status.is_none() && migration_status.is_none() {
+        return Err(bad(
+            "Must specify 'status', 'attach_status' or 'migration_status' for update.",
+        ));
+    }
+    if let Some(m) = migration_status {
+        let m = m.to_ascii_lowercase();
+        if !MIGRATION_STATUSES.contains(&m.as_str()) {
+            return Err(bad("Must specify a valid migration status"));
+        }
+        let value = (m != "none").then_some(m.as_str());
+        st.rt.db.volume_set_migration_status(&row.id, value).await?;
+        tracing::info!(volume_id = %row.id, migration_status = ?value, "migration status reset by an admin");
+        if status.is_none() && attach_status.is_none() {
+            return Ok(accepted());
+        }
     }
     if let Some(s) = status {
         if !STATUSES.contains(&s) {

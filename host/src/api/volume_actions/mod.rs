@@ -1,11 +1,14 @@
 //! `POST /volumes/{id}/action`: the volume actions. Growth (`os-extend`, here: the scheduler
-//! checks the volume's pool can take it, then its volume service grows it), the admin actions
-//! (`admin.rs`: reset status, force delete, bootable, read-only), `os-retype` without
-//! migration (`retype.rs`) and the legacy attach
-//! actions (`attach.rs`: reserve ... terminate connection).
+//! checks the volume's pool can take it, then its volume service grows it; an `in-use` volume
+//! from microversion 3.42), the admin actions (`admin.rs`: reset status, force delete,
+//! bootable, read-only), `os-migrate_volume` (`migrate.rs`), `os-retype` (`retype.rs`, with a
+//! migration when allowed and needed) and the legacy attach actions (`attach.rs`: reserve ...
+//! terminate connection). Nothing but the admin's reset and force delete acts on a volume
+//! taking part in a migration.
 
 mod admin;
 mod attach;
+mod migrate;
 mod retype;
 
 use axum::extract::{Path, State};
@@ -15,8 +18,9 @@ use axum::Json;
 use serde_json::Value;
 
 use super::context::Ctx;
+use super::microversion::Microversion;
 use super::{ApiError, AppState};
-use crate::db::volumes::VolumeRow;
+use crate::db::volumes::{migration_active, VolumeRow};
 use crate::rpc::RequestContext;
 use crate::scheduler::extend::ExtendArgs;
 use crate::scheduler::placement::RequestSpec;
@@ -33,6 +37,7 @@ fn accepted() -> Response {
 pub async fn action(
     State(st): State<AppState>,
     Ctx(ctx): Ctx,
+    mv: Microversion,
     Path(params): Path<Vec<(String, String)>>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
@@ -44,8 +49,19 @@ pub async fn action(
             "the body must name one action, e.g. {\"os-extend\": {\"new_size\": 2}}",
         ));
     };
+    let admin_override = ["os-reset_status", "os-force_delete", "os-migrate_volume"];
+    if migration_active(row.migration_status.as_deref()) && !admin_override.contains(&name.as_str())
+    {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid volume: Volume {} is taking part in a migration (migration_status {}); \
+             try again when it has ended.",
+            row.id,
+            row.migration_status.as_deref().unwrap_or_default()
+        )));
+    }
     match name.as_str() {
-        "os-extend" => extend(&st, &ctx, row, args).await,
+        "os-extend" => extend(&st, &ctx, mv, row, args).await,
+        "os-migrate_volume" => migrate::migrate(&st, &ctx, mv, &row, args).await,
         "os-retype" => retype::retype(&st, &ctx, &row, args).await,
         "os-reset_status" => admin::reset_status(&st, &ctx, &row, args).await,
         "os-force_delete" => admin::force_delete(&st, &ctx, &row).await,
@@ -65,10 +81,15 @@ pub async fn action(
     }
 }
 
-/// `os-extend`: `{"new_size": N}` for an available volume.
+/// In-use volumes can be extended from this microversion (Cinder's
+/// `VOLUME_EXTEND_INUSE`), when their backend reports `online_extend_support`.
+const EXTEND_IN_USE: u32 = 42;
+
+/// `os-extend`: `{"new_size": N}` for an available volume, or an in-use one from 3.42.
 async fn extend(
     st: &AppState,
     ctx: &RequestContext,
+    mv: Microversion,
     row: VolumeRow,
     args: &Value,
 ) -> Result<Response, ApiError> {
@@ -85,12 +106,20 @@ async fn extend(
             row.size
         )));
     }
-    if row.status != "available" {
+    let in_use_ok = mv.at_least(EXTEND_IN_USE);
+    let allowed = row.status == "available" || (in_use_ok && row.status == "in-use");
+    if !allowed {
+        let want = if in_use_ok {
+            "available or in-use"
+        } else {
+            "available"
+        };
         return Err(ApiError::BadRequest(format!(
-            "Invalid volume: Volume status must be available to extend, but current status is: {}.",
+            "Invalid volume: Volume status must be {want} to extend, but current status is: {}.",
             row.status
         )));
     }
+    let previous_status = row.status.clone();
     let Some(pool) = row.host.clone() else {
         return Err(ApiError::BadRequest(format!(
             "Invalid volume: volume {id} is not placed on any backend."
@@ -117,7 +146,7 @@ async fn extend(
     if !st
         .rt
         .db
-        .volume_transition(id, &["available"], "extending")
+        .volume_transition(id, &[previous_status.as_str()], "extending")
         .await?
     {
         release().await;
@@ -136,9 +165,10 @@ async fn extend(
             ..Default::default()
         },
         pool,
+        previous_status: previous_status.clone(),
     };
     if let Err(e) = st.scheduler.extend_volume(ctx, &args).await {
-        let _ = st.rt.db.volume_set_status(id, "available").await;
+        let _ = st.rt.db.volume_set_status(id, &previous_status).await;
         release().await;
         return Err(e.into());
     }

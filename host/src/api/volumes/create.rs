@@ -1,6 +1,7 @@
 //! `POST /volumes`: validate the request (size, name, zone, type, metadata; a source volume
-//! or snapshot the caller may see, in a usable state, no larger than the new volume), reserve
-//! quota, record the volume as `creating` and cast it to the scheduler.
+//! or snapshot the caller may see, in a usable state, no larger than the new volume; a group
+//! (3.13) that is available and holds the type), reserve quota, record the volume as
+//! `creating` and cast it to the scheduler (a group's volume bound to the group's backend).
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::view::{base_url, detail_view};
+use super::view::{base_url, DetailView};
 use super::{project_of, volume_zones};
 use crate::api::context::Ctx;
 use crate::api::{ApiError, AppState};
@@ -158,7 +159,20 @@ pub async fn create(
         Some(s) => s,
         None => parse_size(v.get("size"))?,
     };
-    let zone = zone.unwrap_or_else(|| config.availability_zone.clone());
+    // A volume of a group is in the group's zone unless it says otherwise (then refused).
+    let group_zone = match opt_string(&v, "group_id", 36)? {
+        Some(gid) => st
+            .rt
+            .db
+            .group_get(&gid)
+            .await
+            .ok()
+            .map(|g| g.availability_zone),
+        None => None,
+    };
+    let zone = zone
+        .or(group_zone)
+        .unwrap_or_else(|| config.availability_zone.clone());
     let zones = volume_zones(&st).await?;
     if !zones.contains(&zone) {
         return Err(bad(format!(
@@ -185,6 +199,36 @@ pub async fn create(
             vtype.name
         )));
     }
+    let group = match opt_string(&v, "group_id", 36)? {
+        None => None,
+        Some(gid) => {
+            let not_found = || ApiError::NotFound(format!("Group {gid} could not be found."));
+            let g = st.rt.db.group_get(&gid).await.map_err(|_| not_found())?;
+            if g.project_id != project && !ctx.is_admin {
+                return Err(not_found());
+            }
+            if g.status != "available" {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid group: Group {gid} status must be available, but current status is: {}.",
+                    g.status
+                )));
+            }
+            if !g.volume_type_ids.contains(&vtype.id) {
+                return Err(bad(format!(
+                    "Invalid volume_type provided: {} (requested type must be supported by this group).",
+                    vtype.name
+                )));
+            }
+            if zone != g.availability_zone {
+                return Err(bad(format!(
+                    "availability zone '{zone}' differs from the group's '{}'",
+                    g.availability_zone
+                )));
+            }
+            Some(g)
+        }
+    };
+    let encrypted = st.rt.db.encryption_get(&vtype.id).await?.is_some();
     let multiattach = v
         .get("multiattach")
         .and_then(Value::as_bool)
@@ -200,7 +244,9 @@ pub async fn create(
         volume_type_id: Some(vtype.id.clone()),
         snapshot_id: snapshot_id.clone(),
         source_volid: source_volid.clone(),
+        group_id: group.as_ref().map(|g| g.id.clone()),
         multiattach,
+        encrypted,
         metadata: metadata(&v)?,
     };
     // Quota: reserved before the row exists, committed once it does, rolled back otherwise.
@@ -236,6 +282,7 @@ pub async fn create(
             multiattach,
             snapshot_id,
             source_volid,
+            group_backend: group.as_ref().and_then(|g| g.host.clone()),
             volume_type: Some(crate::scheduler::placement::TypeSpec {
                 id: vtype.id.clone(),
                 name: vtype.name.clone(),
@@ -254,16 +301,11 @@ pub async fn create(
         )));
     }
     let base = base_url(&headers, &project);
-    // Cinder's create answer is the detail view without the extension attributes (tenant,
-    // host, migration), which only show and list add; Tempest's schema refuses them here.
     let viewer = super::view::Viewer {
         base,
         admin: ctx.is_admin,
         version: mv,
     };
-    let mut view = detail_view(&row, &viewer, json!([]));
-    if let Some(m) = view.as_object_mut() {
-        m.retain(|k, _| !k.starts_with("os-vol-"));
-    }
+    let view = DetailView::new(&row, &viewer, json!([])).without_extension_attributes();
     Ok((StatusCode::ACCEPTED, Json(json!({ "volume": view }))))
 }

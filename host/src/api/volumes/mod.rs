@@ -9,6 +9,7 @@ pub mod view;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -20,7 +21,7 @@ use super::Microversion;
 use super::{ApiError, AppState};
 use crate::db::volumes::VolumeRow;
 use crate::rpc::RequestContext;
-use view::{base_url, detail_view, summary_view, Viewer};
+use view::{base_url, detail_view, DetailView, SummaryView, Viewer};
 
 pub use create::create;
 
@@ -58,7 +59,7 @@ pub(crate) fn project_of(
 }
 
 /// Zones of the volume services (any state): the zones a volume may ask for.
-async fn volume_zones(st: &AppState) -> Result<Vec<String>, ApiError> {
+pub(crate) async fn volume_zones(st: &AppState) -> Result<Vec<String>, ApiError> {
     let mut zones: Vec<String> = st
         .rt
         .db
@@ -73,8 +74,9 @@ async fn volume_zones(st: &AppState) -> Result<Vec<String>, ApiError> {
     Ok(zones)
 }
 
-/// Equality filters of the volume listing: `(parameter, column, boolean?)`.
-const FILTERS: &[(&str, &str, bool)] = &[
+/// Equality filters of the volume listing: `(parameter, column, boolean?)` (also documented
+/// from here by `openapi`).
+pub(in crate::api) const FILTERS: &[(&str, &str, bool)] = &[
     ("name", "display_name", false),
     ("display_name", "display_name", false),
     ("status", "status", false),
@@ -102,17 +104,26 @@ pub async fn list(
     url_project: Option<Path<String>>,
     headers: HeaderMap,
     Query(p): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let project = project_of(&ctx, url_project.as_deref().map(String::as_str))?;
     let rows = list_rows(&st, &ctx, &project, &p).await?;
     let base = base_url(&headers, &project);
-    let volumes: Vec<Value> = rows.iter().map(|v| summary_view(v, &base)).collect();
-    let mut body = json!({ "volumes": volumes });
     let last = rows.last().map(|v| v.id.as_str());
-    if let Some(next) = listing::next_link(&p, rows.len(), last, &format!("{base}/volumes")) {
-        body["volumes_links"] = next;
-    }
-    Ok(Json(body))
+    let next = listing::next_link(&p, rows.len(), last, &format!("{base}/volumes"));
+    let volumes: Vec<SummaryView> = rows.iter().map(|v| SummaryView::new(v, &base)).collect();
+    Ok(Json(Page {
+        volumes,
+        volumes_links: next,
+    })
+    .into_response())
+}
+
+/// A page of a volume listing, serialised straight from the typed views.
+#[derive(serde::Serialize)]
+struct Page<T> {
+    volumes: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volumes_links: Option<Value>,
 }
 
 /// `GET /volumes/detail`.
@@ -123,7 +134,7 @@ pub async fn detail(
     url_project: Option<Path<String>>,
     headers: HeaderMap,
     Query(p): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let project = project_of(&ctx, url_project.as_deref().map(String::as_str))?;
     let rows = list_rows(&st, &ctx, &project, &p).await?;
     let base = base_url(&headers, &project);
@@ -134,20 +145,22 @@ pub async fn detail(
     };
     let ids: Vec<String> = rows.iter().map(|v| v.id.clone()).collect();
     let mut attached = attachments::volume_views(&st, &ids).await?;
-    let volumes: Vec<Value> = rows
+    let last = rows.last().map(|v| v.id.as_str());
+    let next = listing::next_link(&p, rows.len(), last, &format!("{base}/volumes/detail"));
+    let volumes: Vec<DetailView> = rows
         .iter()
         .map(|v| {
-            let a = attached.remove(&v.id).unwrap_or_else(|| json!([]));
-            detail_view(v, &viewer, a)
+            let a = attached
+                .remove(&v.id)
+                .unwrap_or_else(|| Value::Array(Vec::new()));
+            DetailView::new(v, &viewer, a)
         })
         .collect();
-    let mut body = json!({ "volumes": volumes });
-    let last = rows.last().map(|v| v.id.as_str());
-    if let Some(next) = listing::next_link(&p, rows.len(), last, &format!("{base}/volumes/detail"))
-    {
-        body["volumes_links"] = next;
-    }
-    Ok(Json(body))
+    Ok(Json(Page {
+        volumes,
+        volumes_links: next,
+    })
+    .into_response())
 }
 
 /// `GET /volumes/summary` (3.12): how many volumes, how many GiB, and their metadata.
@@ -295,13 +308,22 @@ pub async fn delete(
     let row = visible(&st, &ctx, &project, id).await?;
     let cascade = q.get("cascade").is_some_and(|v| listing::truthy(v));
     let snapshots = st.rt.db.snapshots_of_volume(id).await?;
-    if !DELETABLE.contains(&row.status.as_str()) || row.attach_status == "attached" {
+    if !DELETABLE.contains(&row.status.as_str())
+        || row.attach_status == "attached"
+        || crate::db::volumes::migration_active(row.migration_status.as_deref())
+    {
         return Err(ApiError::BadRequest(format!(
             "Invalid volume: Volume status must be available or error or error_restoring or \
              error_extending or error_managing and must not be migrating, attached, belong to a \
              group, have snapshots or be disassociated from snapshots after volume transfer. \
              (volume {id} is {})",
             row.status
+        )));
+    }
+    if let Some(group) = &row.group_id {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid volume: Volume {id} belongs to group {group}; remove it from the group or \
+             delete the group with delete-volumes."
         )));
     }
     if !snapshots.is_empty() && !cascade {

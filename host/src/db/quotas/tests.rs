@@ -11,7 +11,12 @@ async fn usage(db: &Db, p: &str, r: &str) -> (i64, i64) {
 async fn defaults_classes_and_project_limits_layer() {
     let (db, _dir) = testing::sqlite().await;
     let d = db.quota_defaults().await.unwrap();
-    assert_eq!(d, builtin());
+    // The built-in defaults plus the per-type resources of the one type, __DEFAULT__.
+    let mut want = builtin();
+    for r in PER_TYPE {
+        want.insert(format!("{r}___DEFAULT__"), -1);
+    }
+    assert_eq!(d, want);
     assert_eq!(
         (d["volumes"], d["gigabytes"], d[PER_VOLUME], d["groups"]),
         (10, 1000, -1, 10)

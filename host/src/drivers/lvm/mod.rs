@@ -453,6 +453,10 @@ impl VolumeDriver for LvmDriver {
     fn supports_online_extend(&self) -> bool {
         true
     }
+
+    async fn local_path(&self, v: &VolumeRef) -> Result<PathBuf, DriverError> {
+        self.export_path(v, "opening a logical volume on this host (data copy)")
+    }
 }
 
 #[cfg(test)]

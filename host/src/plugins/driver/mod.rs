@@ -431,4 +431,13 @@ impl VolumeDriver for WasmDriver {
         })
         .await
     }
+    async fn local_path(&self, v: &VolumeRef) -> Result<std::path::PathBuf, DriverError> {
+        self.name_checked(v)?;
+        Err(DriverError::NotSupported {
+            backend: self.inner.backend.clone(),
+            what: "opening a volume on this host (the WIT driver interface exposes no local \
+                   path, so Kiln cannot copy a WASM driver's volume data)"
+                .into(),
+        })
+    }
 }
