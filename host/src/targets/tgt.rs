@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -16,6 +17,15 @@ use crate::drivers::{ConnectionInfo, Connector, DriverError, ModelUpdate, Volume
 
 /// tgt's data LUN (LUN 0 is the controller).
 pub const LUN: u32 = 1;
+
+/// Loads tried in all when tgt-admin's tid collides with a concurrent load (see `load`).
+const TID_RACE_ATTEMPTS: u32 = 5;
+const TID_RACE_FIRST_DELAY: Duration = Duration::from_millis(50);
+
+/// tgtadm's answer when `--op new --mode target --tid N` finds tid N taken.
+fn is_tid_collision(e: &DriverError) -> bool {
+    matches!(e, DriverError::Command { stderr, .. } if stderr.contains("this target already exists"))
+}
 
 pub struct TgtAdm {
     settings: TargetSettings,
@@ -239,6 +249,34 @@ impl TgtAdm {
         }
     }
 
+    /// `tgt-admin --update`: tgt-admin numbers a new target "largest tid shown + 1", so two
+    /// loads at once — two volumes attached together, or two kiln processes on one tgtd —
+    /// can pick the same tid and the loser fails with "this target already exists". Loads
+    /// are serialised within the process, and a collision (our IQN still absent) is retried
+    /// after a short, jittered wait so another process's load can finish.
+    async fn load(&self, conf: &Path, iqn: &str) -> Result<(), DriverError> {
+        static LOADS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one_at_a_time = LOADS.lock().await;
+        let mut delay = TID_RACE_FIRST_DELAY;
+        for attempt in 1.. {
+            match self.run(cmd_update(conf, iqn)).await {
+                Err(e)
+                    if attempt < TID_RACE_ATTEMPTS
+                        && is_tid_collision(&e)
+                        && self.find(iqn).await?.is_none() =>
+                {
+                    let wait = delay
+                        + Duration::from_millis(rand::random_range(0..=delay.as_millis() as u64));
+                    tracing::warn!(backend = %self.settings.backend, iqn, attempt, wait_ms = wait.as_millis() as u64, "tgt-admin picked a tid another load took; retrying");
+                    tokio::time::sleep(wait).await;
+                    delay *= 2;
+                }
+                r => return r.map(|_| ()),
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
     /// Write the file, load it, make sure LUN 1 is backed by `backing_path`; returns the tid.
     async fn export(
         &self,
@@ -267,7 +305,7 @@ impl TgtAdm {
         let conf = self.conf_path(v)?;
         self.write_conf(&conf, target_file(&iqn, backing_path, chap))
             .await?;
-        self.run(cmd_update(&conf, &iqn)).await?;
+        self.load(&conf, &iqn).await?;
         let target = self.find(&iqn).await?.ok_or_else(|| {
             self.settings.backend_err(format!(
                 "`tgt-admin --update {iqn}` did not create the target; check that tgtd is \

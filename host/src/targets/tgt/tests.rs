@@ -89,8 +89,12 @@ fn target_file_like_cinder() {
 /// A tgtd stand-in: `tgt-admin --update` creates the target from its file, `--delete`
 /// drops it, `show` lists what exists.
 fn fake_tgtd() -> Arc<FakeRunner> {
+    Arc::new(FakeRunner::new(tgtd()))
+}
+
+fn tgtd() -> impl Fn(&Cmd) -> CmdOutput + Send + Sync + 'static {
     let state: Mutex<Option<(String, String)>> = Mutex::new(None);
-    Arc::new(FakeRunner::new(move |cmd| {
+    move |cmd: &Cmd| {
         let mut st = state.lock().unwrap();
         match (cmd.program.as_str(), cmd.args.first().map(String::as_str)) {
             ("tgt-admin", Some("--conf")) => {
@@ -118,7 +122,7 @@ fn fake_tgtd() -> Arc<FakeRunner> {
             }),
             _ => CmdOutput::ok(""),
         }
-    }))
+    }
 }
 
 fn helper(dir: &Path, fake: Arc<FakeRunner>) -> TgtAdm {
@@ -280,4 +284,44 @@ async fn backing_paths_that_would_break_the_file_are_refused() {
         .unwrap_err();
     assert!(matches!(err, DriverError::Invalid { .. }), "{err}");
     assert!(fake.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_tid_taken_by_a_concurrent_load_is_retried_other_failures_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = VolumeRef::new(uuid::Uuid::new_v4(), 1);
+    let backing = dir.path().join(&v.name);
+    // tgtd where another load wins the tid race once: the first `--update` fails as tgtadm
+    // does, then the real tgtd stand-in answers.
+    let real = tgtd();
+    let collided = Arc::new(Mutex::new(false));
+    let flag = collided.clone();
+    let fake = Arc::new(FakeRunner::new(move |cmd| {
+        if cmd.args.get(2).map(String::as_str) == Some("--update") && !*flag.lock().unwrap() {
+            *flag.lock().unwrap() = true;
+            return CmdOutput::failed(22, "tgtadm: this target already exists\n");
+        }
+        real(cmd)
+    }));
+    let h = helper(dir.path(), fake.clone());
+    h.create_export(&v, &backing).await.unwrap();
+    let updates = fake
+        .lines()
+        .iter()
+        .filter(|l| l.contains("--update"))
+        .count();
+    assert_eq!(updates, 2, "{:?}", fake.lines());
+
+    // Any other tgt-admin failure is reported at once.
+    let broken = Arc::new(FakeRunner::new(|cmd| {
+        if cmd.program == "tgt-admin" {
+            CmdOutput::failed(107, "tgtadm: failed to send request hdr to tgt daemon")
+        } else {
+            CmdOutput::ok("")
+        }
+    }));
+    let h = helper(dir.path(), broken.clone());
+    let err = h.create_export(&v, &backing).await.unwrap_err();
+    assert!(err.to_string().contains("tgt daemon"), "{err}");
+    assert_eq!(broken.lines().len(), 1, "{:?}", broken.lines());
 }
