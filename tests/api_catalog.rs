@@ -1,8 +1,9 @@
 //! The catalog API end to end against a real `kiln all-in-one` process, on SQLite and on
 //! PostgreSQL: volume types (CRUD, extra specs, access, default type), QoS specs, quotas and
-//! quota classes, limits, availability zones, extensions, user messages, and Cinder's error
-//! bodies. Also quota reservations racing on PostgreSQL (`SELECT … FOR UPDATE`), and the
-//! real `openstack` CLI (skipped only when pip cannot install it).
+//! quota classes, limits, availability zones, extensions, user messages, Cinder's error
+//! bodies, and the database's JSON pages of volumes. Also quota reservations racing on
+//! PostgreSQL (`SELECT … FOR UPDATE`), and the real `openstack` CLI (skipped only when pip
+//! cannot install it).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,9 +18,12 @@ use serde_json::{json, Value};
 mod qos;
 #[path = "api_catalog/types.rs"]
 mod types;
+#[path = "api_catalog/volume_pages.rs"]
+mod volume_pages;
 
 use qos::qos;
 use types::types;
+use volume_pages::volume_pages;
 
 /// A hex project id, as Cinder's URLs require.
 const PROJECT: &str = "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0";
@@ -351,6 +355,7 @@ async fn suite(listen: &str, aio: &Kiln, db_url: &str) {
     quotas_and_limits(&api).await;
     zones_extensions_errors(&api).await;
     messages(&api, &db).await;
+    volume_pages(&db).await;
 }
 
 fn write_config(dir: &Path, db_url: &str, listen: &str) -> PathBuf {

@@ -113,10 +113,16 @@ impl Table {
             })
     }
 
-    /// The SQL and binds listing `q` (rows not deleted).
-    fn sql(&self, q: &ListQuery) -> Result<(String, Vec<FilterValue>), ListError> {
+    /// The SQL and binds listing `q` (rows not deleted). With `numbered`, each row also
+    /// carries its position in the listing's order as `page_rn` (1, 2, ...), so an outer
+    /// query can aggregate the page without losing that order.
+    pub(super) fn sql(
+        &self,
+        q: &ListQuery,
+        numbered: bool,
+    ) -> Result<(String, Vec<FilterValue>), ListError> {
         let t = self.name;
-        let mut sql = format!("SELECT {} FROM {t} WHERE NOT {t}.deleted", self.columns);
+        let mut sql = format!(" FROM {t} WHERE NOT {t}.deleted");
         let mut binds: Vec<FilterValue> = Vec::new();
         let mut bind = |v: FilterValue| {
             binds.push(v);
@@ -181,7 +187,13 @@ impl Table {
                 format!("{} {d}", qualified(t, c))
             })
             .collect();
-        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+        let order = order.join(", ");
+        let numbering = if numbered {
+            format!(", ROW_NUMBER() OVER (ORDER BY {order}) AS page_rn")
+        } else {
+            String::new()
+        };
+        let mut sql = format!("SELECT {}{numbering}{sql} ORDER BY {order}", self.columns);
         if let Some(limit) = q.limit {
             sql.push_str(&format!(" LIMIT {}", limit.max(0)));
         }
@@ -214,6 +226,17 @@ impl Db {
         q: &ListQuery,
         decode: impl Fn(&sqlx::any::AnyRow) -> Result<T, sqlx::Error>,
     ) -> Result<Vec<T>, DbError> {
+        self.check_marker(table, q).await?;
+        let (sql, binds) = table.sql(q, false)?;
+        let sql = self.dialect_page(sql);
+        let rows = bind_all(sqlx::query(&sql), binds)
+            .fetch_all(self.reader())
+            .await?;
+        Ok(rows.iter().map(decode).collect::<Result<Vec<T>, _>>()?)
+    }
+
+    /// A marker must name a live row of `table`.
+    pub(super) async fn check_marker(&self, table: &Table, q: &ListQuery) -> Result<(), DbError> {
         if let Some(marker) = &q.marker {
             let found = sqlx::query(&format!(
                 "SELECT id FROM {} WHERE id = $1 AND NOT deleted",
@@ -226,19 +249,16 @@ impl Db {
                 return Err(ListError::Marker(marker.clone()).into());
             }
         }
-        let (mut sql, binds) = table.sql(q)?;
+        Ok(())
+    }
+
+    /// `sql` in this engine's spelling of "no limit".
+    pub(super) fn dialect_page(&self, sql: String) -> String {
         if self.engine() == super::Engine::Postgres {
-            sql = sql.replace("LIMIT -1", "LIMIT ALL");
+            sql.replace("LIMIT -1", "LIMIT ALL")
+        } else {
+            sql
         }
-        let mut query = sqlx::query(&sql);
-        for b in binds {
-            query = match b {
-                FilterValue::Text(s) => query.bind(s),
-                FilterValue::Bool(v) => query.bind(v),
-            };
-        }
-        let rows = query.fetch_all(self.reader()).await?;
-        Ok(rows.iter().map(decode).collect::<Result<Vec<T>, _>>()?)
     }
 
     /// The metadata of each of `ids` (one query per 500 ids), for a page of rows.
@@ -267,6 +287,20 @@ impl Db {
         }
         Ok(out)
     }
+}
+
+/// `query` with `binds` bound in order.
+pub(super) fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: Vec<FilterValue>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for b in binds {
+        query = match b {
+            FilterValue::Text(s) => query.bind(s),
+            FilterValue::Bool(v) => query.bind(v),
+        };
+    }
+    query
 }
 
 #[cfg(test)]
@@ -323,7 +357,7 @@ mod tests {
             sort: vec![("password".into(), SortDir::Asc)],
             ..Default::default()
         };
-        let err = T.sql(&q).unwrap_err().to_string();
+        let err = T.sql(&q, false).unwrap_err().to_string();
         assert!(
             err.contains("'password'") && err.contains("id, name, size"),
             "{err}"
@@ -338,7 +372,7 @@ mod tests {
             limit: Some(2),
             ..Default::default()
         };
-        let (sql, binds) = T.sql(&q).unwrap();
+        let (sql, binds) = T.sql(&q, false).unwrap();
         assert!(
             sql.contains("ORDER BY things.size ASC, things.id ASC LIMIT 2"),
             "{sql}"
@@ -358,11 +392,31 @@ mod tests {
             offset: Some(3),
             ..Default::default()
         };
-        let (sql, _) = T.sql(&q).unwrap();
+        let (sql, _) = T.sql(&q, false).unwrap();
         assert!(
             sql.contains("ORDER BY COALESCE(things.display_name, '') DESC, things.id DESC"),
             "{sql}"
         );
         assert!(sql.ends_with("LIMIT -1 OFFSET 3"), "{sql}");
+    }
+
+    #[test]
+    fn numbered_rows_carry_their_position_in_the_listing_order() {
+        let q = ListQuery {
+            sort: vec![("size".into(), SortDir::Asc)],
+            limit: Some(5),
+            ..Default::default()
+        };
+        let (sql, _) = T.sql(&q, true).unwrap();
+        assert!(
+            sql.starts_with(
+                "SELECT id, ROW_NUMBER() OVER (ORDER BY things.size ASC, things.id ASC) AS page_rn FROM things"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with("ORDER BY things.size ASC, things.id ASC LIMIT 5"),
+            "{sql}"
+        );
     }
 }

@@ -4,15 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::listing::{ListQuery, SortKey, Table};
+use super::listing::{SortKey, Table};
 use super::{get_flag, now, Db, DbError};
 
-/// One volume, with its metadata.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One volume, with its metadata. Deserialised from the database's JSON pages
+/// (`db::volume_pages`), so a new field needs its column there too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VolumeRow {
     pub id: String,
     pub project_id: String,
@@ -37,12 +38,16 @@ pub struct VolumeRow {
     pub source_volid: Option<String>,
     /// The generic volume group the volume belongs to (3.13).
     pub group_id: Option<String>,
+    #[serde(deserialize_with = "super::volume_pages::flag")]
     pub bootable: bool,
+    #[serde(deserialize_with = "super::volume_pages::flag")]
     pub multiattach: bool,
+    #[serde(deserialize_with = "super::volume_pages::flag")]
     pub encrypted: bool,
     pub provider_location: Option<String>,
     pub provider_auth: Option<String>,
     /// The volume counts against its project's quota (Cinder's `use_quota`).
+    #[serde(deserialize_with = "super::volume_pages::flag")]
     pub use_quota: bool,
     pub created_at: String,
     pub updated_at: Option<String>,
@@ -235,17 +240,6 @@ impl Db {
         let mut v = from_row(&row)?;
         v.metadata = self.metadata_get(&TABLE, id).await?;
         Ok(v)
-    }
-
-    /// Volumes matching `q` (newest first unless `q` sorts), with their metadata.
-    pub async fn volume_list(&self, q: &ListQuery) -> Result<Vec<VolumeRow>, DbError> {
-        let mut rows = self.list_rows(&TABLE, q, from_row).await?;
-        let ids: Vec<String> = rows.iter().map(|v| v.id.clone()).collect();
-        let mut metadata = self.metadata_of(&TABLE, &ids).await?;
-        for v in &mut rows {
-            v.metadata = metadata.remove(&v.id).unwrap_or_default();
-        }
-        Ok(rows)
     }
 
     /// The live volumes of group `group_id`, oldest first, with their metadata.
@@ -486,6 +480,7 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::listing::ListQuery;
     use crate::db::testing;
 
     fn new_volume(id: &str, size: i64) -> NewVolume {
