@@ -185,22 +185,26 @@ fn measure(chain: &mut Chain, n: u32, iterations: usize) -> (Duration, Duration,
     )
 }
 
-/// `--pools N` runs one size only; `--only wasm|native` one side only (for profilers).
+/// `--pools N` runs one size only; `--only wasm|native` one side only and `--iterations N`
+/// (default 200) how many requests (for profilers).
 struct Args {
     pools: Option<u32>,
     only: Option<String>,
+    iterations: usize,
 }
 
 fn args() -> Args {
     let mut a = Args {
         pools: None,
         only: None,
+        iterations: 200,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--pools" => a.pools = it.next().and_then(|v| v.parse().ok()),
             "--only" => a.only = it.next(),
+            "--iterations" => a.iterations = it.next().and_then(|v| v.parse().ok()).unwrap_or(200),
             _ => {} // cargo bench passes `--bench`
         }
     }
@@ -283,7 +287,7 @@ fn main() {
 /// One size, one or both sides, printed plainly: for `valgrind --tool=callgrind` and `perf`.
 fn profile_one(args: &Args, n: u32) {
     let table = pools(n);
-    let iterations = 200;
+    let iterations = args.iterations;
     if args.only.as_deref() != Some("native") {
         let engine = PluginEngine::new(None).unwrap();
         let (mut wasm, plugins) = wasm_chain(&engine, &table);
