@@ -43,7 +43,6 @@ pub mod driver;
 #[cfg(feature = "driver")]
 #[doc(hidden)]
 pub mod driver_bindings;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod mem;
 mod table;
 mod types;

@@ -11,11 +11,14 @@
 ///
 /// # Safety
 /// `a` and `b` must be valid for reads of `n` bytes.
-#[no_mangle]
-pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+#[cfg_attr(
+    not(all(target_arch = "wasm32", target_os = "unknown")),
+    allow(dead_code)
+)]
+unsafe fn compare(a: *const u8, b: *const u8, n: usize) -> i32 {
     let mut i = 0;
     while i + 8 <= n {
-        // SAFETY: i + 8 <= n, and the caller guarantees n readable bytes; wasm loads may be
+        // SAFETY: i + 8 <= n, and the caller guarantees n readable bytes; the loads may be
         // unaligned.
         let (x, y) = unsafe {
             (
@@ -24,8 +27,8 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
             )
         };
         if x != y {
-            // Little-endian: the lowest differing bit is in the first differing byte.
-            let d = i + ((x ^ y).trailing_zeros() / 8) as usize;
+            // Read as little-endian, the lowest differing bit is in the first differing byte.
+            let d = i + ((u64::from_le(x) ^ u64::from_le(y)).trailing_zeros() / 8) as usize;
             // SAFETY: d < i + 8 <= n.
             return unsafe { i32::from(*a.add(d)) - i32::from(*b.add(d)) };
         }
@@ -42,12 +45,56 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     0
 }
 
+/// C's `memcmp`, replacing compiler-builtins' weak one.
+///
+/// # Safety
+/// `a` and `b` must be valid for reads of `n` bytes.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+#[no_mangle]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { compare(a, b, n) }
+}
+
 /// Zero when the `n` bytes are equal (what `==` on slices and strings compiles to).
 ///
 /// # Safety
 /// `a` and `b` must be valid for reads of `n` bytes.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 #[no_mangle]
 pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     // SAFETY: forwarded contract.
-    unsafe { memcmp(a, b, n) }
+    unsafe { compare(a, b, n) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cmp::Ordering;
+
+    fn cmp(a: &[u8], b: &[u8]) -> Ordering {
+        assert_eq!(a.len(), b.len());
+        // SAFETY: both slices hold a.len() bytes.
+        unsafe { super::compare(a.as_ptr(), b.as_ptr(), a.len()) }.cmp(&0)
+    }
+
+    #[test]
+    fn orders_like_slice_comparison_at_every_length_and_position() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(37)).collect();
+            assert_eq!(cmp(&a, &a), Ordering::Equal, "n={n}");
+            for at in 0..n {
+                for delta in [1u8, 128, 255] {
+                    let mut b = a.clone();
+                    b[at] = b[at].wrapping_add(delta);
+                    assert_eq!(cmp(&a, &b), a.cmp(&b), "n={n} at={at} delta={delta}");
+                    assert_eq!(cmp(&b, &a), b.cmp(&a), "n={n} at={at} delta={delta}");
+                }
+            }
+        }
+        // Unaligned starts.
+        let hay = b"xxstorage_protocol-and-more-bytes-here";
+        let key = b"ystorage_protocol-and-more-bytes-herf";
+        assert_eq!(cmp(&hay[2..30], &key[1..29]), Ordering::Equal);
+        assert_eq!(cmp(&hay[2..], &key[1..]), hay[2..].cmp(&key[1..]));
+    }
 }
