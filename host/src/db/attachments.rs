@@ -112,23 +112,16 @@ impl Db {
         &self,
         volume_ids: &[String],
     ) -> Result<Vec<AttachmentRow>, DbError> {
-        let mut out = Vec::new();
-        for chunk in volume_ids.chunks(500) {
-            let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT {COLUMNS} FROM volume_attachment WHERE NOT deleted AND volume_id IN ({}) \
-                 ORDER BY created_at, id",
-                params.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            for r in q.fetch_all(self.reader()).await? {
-                out.push(from_row(&r)?);
-            }
-        }
-        Ok(out)
+        let sql = format!(
+            "SELECT {COLUMNS} FROM volume_attachment WHERE NOT deleted AND {} \
+             ORDER BY created_at, id",
+            super::listing::in_list(self.engine(), "volume_id", 1)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(super::listing::json_list(volume_ids))
+            .fetch_all(self.reader())
+            .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
     /// Live attachments, optionally of one project's volumes, newest first.

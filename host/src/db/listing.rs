@@ -261,32 +261,47 @@ impl Db {
         }
     }
 
-    /// The metadata of each of `ids` (one query per 500 ids), for a page of rows.
+    /// The metadata of each of `ids` (one query), for a page of rows.
     pub async fn metadata_of(
         &self,
         table: &Table,
         ids: &[String],
     ) -> Result<BTreeMap<String, BTreeMap<String, String>>, DbError> {
         let (meta, fk) = table.metadata;
+        let sql = format!(
+            "SELECT {fk} AS owner, key, value FROM {meta} WHERE {}",
+            in_list(self.engine(), fk, 1)
+        );
         let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for chunk in ids.chunks(500) {
-            let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT {fk} AS owner, key, value FROM {meta} WHERE {fk} IN ({})",
-                params.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            for r in query.fetch_all(self.reader()).await? {
-                out.entry(r.try_get("owner")?)
-                    .or_default()
-                    .insert(r.try_get("key")?, r.try_get("value")?);
-            }
+        for r in sqlx::query(&sql)
+            .bind(json_list(ids))
+            .fetch_all(self.reader())
+            .await?
+        {
+            out.entry(r.try_get("owner")?)
+                .or_default()
+                .insert(r.try_get("key")?, r.try_get("value")?);
         }
         Ok(out)
     }
+}
+
+/// SQL: `column` is one of the strings of the JSON array bound as `$n` (see [`json_list`]).
+/// One parameter however many ids: binding `$1 … $1000` one by one costs sqlx's SQLite
+/// driver a parameter-name lookup per bind over every parameter (quadratic; 5 % of a 1000-
+/// volume listing's time was in `sqlite3_bind_parameter_name`).
+pub(super) fn in_list(engine: super::Engine, column: &str, n: usize) -> String {
+    match engine {
+        super::Engine::Sqlite => format!("{column} IN (SELECT value FROM json_each(${n}))"),
+        super::Engine::Postgres => {
+            format!("{column} IN (SELECT json_array_elements_text(${n}::json))")
+        }
+    }
+}
+
+/// `ids` as the JSON array text [`in_list`] binds.
+pub(super) fn json_list(ids: &[String]) -> String {
+    serde_json::to_string(ids).expect("strings serialise")
 }
 
 /// `query` with `binds` bound in order.

@@ -9,7 +9,7 @@ pub mod view;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -111,11 +111,15 @@ pub async fn list(
     let last = rows.last().map(|v| v.id.as_str());
     let next = listing::next_link(&p, rows.len(), last, &format!("{base}/volumes"));
     let volumes: Vec<SummaryView> = rows.iter().map(|v| SummaryView::new(v, &base)).collect();
-    Ok(Json(Page {
-        volumes,
-        volumes_links: next,
-    })
-    .into_response())
+    let n = volumes.len();
+    listing::page_response(
+        &Page {
+            volumes,
+            volumes_links: next,
+        },
+        n,
+        300,
+    )
 }
 
 /// A page of a volume listing, serialised straight from the typed views.
@@ -156,11 +160,15 @@ pub async fn detail(
             DetailView::new(v, &viewer, a)
         })
         .collect();
-    Ok(Json(Page {
-        volumes,
-        volumes_links: next,
-    })
-    .into_response())
+    let n = volumes.len();
+    listing::page_response(
+        &Page {
+            volumes,
+            volumes_links: next,
+        },
+        n,
+        1000,
+    )
 }
 
 /// `GET /volumes/summary` (3.12): how many volumes, how many GiB, and their metadata.
