@@ -33,7 +33,7 @@ mod volume_actions;
 mod volumes;
 mod zones;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -63,6 +63,8 @@ pub struct AppState {
     pub rt: Runtime,
     pub scheduler: SchedulerApi,
     pub volume: VolumeApi,
+    /// The volume services' zones (see `zones`).
+    pub zones: Arc<zones::ZoneCache>,
 }
 
 /// The resources of the v3 API, mounted with and without `{project_id}` (3.67).
@@ -223,6 +225,7 @@ impl Manager for ApiManager {
                 rt: self.rt.clone(),
                 scheduler: SchedulerApi::new(&self.rt),
                 volume: VolumeApi::new(&self.rt),
+                zones: Default::default(),
             },
             auth,
         );

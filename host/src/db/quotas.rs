@@ -51,6 +51,15 @@ pub struct QuotaUsage {
     pub reserved: i64,
 }
 
+/// How [`Db::quota_charge`] holds what it checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// Reservations, committed or rolled back once the work is done.
+    Reserve,
+    /// Straight into `in_use`: the work commits in the same transaction.
+    Consume,
+}
+
 /// What [`Db::quota_reserve`] holds until commit or rollback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
@@ -356,22 +365,42 @@ impl Db {
         project: &str,
         deltas: &[(&str, i64)],
     ) -> Result<Reservation, QuotaError> {
+        let mut tx = self.writer().begin().await.map_err(DbError::from)?;
+        let items = self
+            .quota_charge(&mut tx, project, deltas, Hold::Reserve)
+            .await?;
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(Reservation {
+            project_id: project.to_string(),
+            items,
+        })
+    }
+
+    /// Check `deltas` as [`Db::quota_reserve`] does and hold them in `tx`: as reservations
+    /// (returned, for a later commit or rollback), or, when the work is the rest of the same
+    /// transaction (a row inserted by the API), straight into `in_use`.
+    pub(crate) async fn quota_charge(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        project: &str,
+        deltas: &[(&str, i64)],
+        hold: Hold,
+    ) -> Result<Vec<ReservationItem>, QuotaError> {
         let mut sorted: Vec<(&str, i64)> = deltas.to_vec();
         sorted.sort_by(|a, b| a.0.cmp(b.0));
         if let Some((bad, _)) = sorted.iter().find(|(r, _)| !is_resource(r)) {
             return Err(QuotaError::UnknownResource(format!("['{bad}']")));
         }
         let ts = now();
-        let mut tx = self.writer().begin().await.map_err(DbError::from)?;
         // Writes first (SQLite: take the write lock before reading).
         for (resource, _) in sorted.iter().filter(|(r, _)| *r != PER_VOLUME) {
             sqlx::query("INSERT INTO quota_usages (project_id, resource, in_use, reserved, created_at) VALUES ($1, $2, 0, 0, $3) ON CONFLICT (project_id, resource) DO NOTHING")
                 .bind(project).bind(*resource).bind(&ts)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(DbError::from)?;
         }
-        expire_reservations(&mut tx, project)
+        expire_reservations(tx, project)
             .await
             .map_err(DbError::from)?;
         let lock = if self.engine() == Engine::Postgres {
@@ -381,13 +410,13 @@ impl Db {
         };
         let defaults = overlay(
             &builtin(),
-            &class_limits(&mut *tx, DEFAULT_CLASS)
+            &class_limits(&mut **tx, DEFAULT_CLASS)
                 .await
                 .map_err(DbError::from)?,
         );
         let limits = overlay(
             &defaults,
-            &project_limits(&mut *tx, project)
+            &project_limits(&mut **tx, project)
                 .await
                 .map_err(DbError::from)?,
         );
@@ -408,7 +437,7 @@ impl Db {
             }
             let row = sqlx::query(&format!("SELECT in_use, reserved FROM quota_usages WHERE project_id = $1 AND resource = $2{lock}"))
                 .bind(project).bind(*resource)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await
                 .map_err(DbError::from)?;
             let (in_use, reserved): (i64, i64) = (
@@ -424,17 +453,25 @@ impl Db {
                     limit,
                 });
             }
+            if hold == Hold::Consume {
+                sqlx::query("UPDATE quota_usages SET in_use = CASE WHEN in_use + $1 < 0 THEN 0 ELSE in_use + $1 END, updated_at = $2 WHERE project_id = $3 AND resource = $4")
+                    .bind(*delta).bind(&ts).bind(project).bind(*resource)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(DbError::from)?;
+                continue;
+            }
             if *delta > 0 {
                 sqlx::query("UPDATE quota_usages SET reserved = reserved + $1, updated_at = $2 WHERE project_id = $3 AND resource = $4")
                     .bind(*delta).bind(&ts).bind(project).bind(*resource)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(DbError::from)?;
             }
             let id = uuid::Uuid::new_v4().to_string();
             sqlx::query("INSERT INTO reservations (id, project_id, resource, delta, expire, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&id).bind(project).bind(*resource).bind(*delta).bind(&expire).bind(&ts)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(DbError::from)?;
             items.push(ReservationItem {
@@ -443,11 +480,7 @@ impl Db {
                 delta: *delta,
             });
         }
-        tx.commit().await.map_err(DbError::from)?;
-        Ok(Reservation {
-            project_id: project.to_string(),
-            items,
-        })
+        Ok(items)
     }
 
     /// The work succeeded: move the reservation into `in_use`. Idempotent.

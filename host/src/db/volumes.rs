@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use super::listing::{SortKey, Table};
+use super::quotas::{Hold, QuotaError};
 use super::{get_flag, now, Db, DbError};
 
 /// One volume, with its metadata. Deserialised from the database's JSON pages
@@ -189,12 +190,10 @@ pub const ADMIN_METADATA: Table = Table {
     sort_keys: &[],
 };
 
-impl Db {
-    /// Insert a volume in status `creating`.
-    pub async fn volume_create(&self, v: &NewVolume) -> Result<VolumeRow, DbError> {
-        let ts = now();
-        let mut tx = self.writer().begin().await?;
-        sqlx::query(
+/// Insert `v` (status `creating`) and its metadata in `tx`.
+async fn insert_volume(tx: &mut Transaction<'_, Any>, v: &NewVolume) -> Result<(), sqlx::Error> {
+    let ts = now();
+    sqlx::query(
             "INSERT INTO volumes (id, project_id, user_id, display_name, display_description, size, \
              status, availability_zone, volume_type_id, snapshot_id, source_volid, group_id, multiattach, encrypted, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, 'creating', $7, $8, $9, $10, $11, $12, $13, $14, $15)",
@@ -214,18 +213,43 @@ impl Db {
         .bind(v.encrypted)
         .bind(&ts)
         .bind(&ts)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        for (k, val) in &v.metadata {
-            sqlx::query("INSERT INTO volume_metadata (volume_id, key, value) VALUES ($1, $2, $3)")
-                .bind(&v.id)
-                .bind(k)
-                .bind(val)
-                .execute(&mut *tx)
-                .await?;
-        }
+    for (k, val) in &v.metadata {
+        sqlx::query("INSERT INTO volume_metadata (volume_id, key, value) VALUES ($1, $2, $3)")
+            .bind(&v.id)
+            .bind(k)
+            .bind(val)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+impl Db {
+    /// Insert a volume in status `creating`.
+    pub async fn volume_create(&self, v: &NewVolume) -> Result<VolumeRow, DbError> {
+        let mut tx = self.writer().begin().await?;
+        insert_volume(&mut tx, v).await?;
         tx.commit().await?;
         self.volume_get(&v.id).await
+    }
+
+    /// Insert a volume in status `creating` and charge `quota` (as for
+    /// [`Db::quota_reserve`]) to its project, in one transaction: over quota, nothing is
+    /// inserted; inserted, the usage is already counted. The API's create path — one
+    /// transaction where reserve, insert and commit took three.
+    pub async fn volume_create_charged(
+        &self,
+        v: &NewVolume,
+        quota: &[(&str, i64)],
+    ) -> Result<VolumeRow, QuotaError> {
+        let mut tx = self.writer().begin().await.map_err(DbError::from)?;
+        self.quota_charge(&mut tx, &v.project_id, quota, Hold::Consume)
+            .await?;
+        insert_volume(&mut tx, v).await.map_err(DbError::from)?;
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(self.volume_get(&v.id).await?)
     }
 
     /// The volume `id` (not deleted), with its metadata.
@@ -534,5 +558,42 @@ mod tests {
             .volume_transition("b", &["available"], "deleting")
             .await
             .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_charged_create_counts_quota_in_use_or_inserts_nothing() {
+        let (db, _dir) = testing::sqlite().await;
+        db.quota_update("p1", &[("volumes".to_string(), 1)].into())
+            .await
+            .unwrap();
+        let charge = [
+            ("volumes", 1),
+            ("gigabytes", 3),
+            ("per_volume_gigabytes", 3),
+        ];
+        db.volume_create_charged(&new_volume("a", 3), &charge)
+            .await
+            .unwrap();
+        let usage = db.quota_get_with_usage("p1").await.unwrap();
+        assert_eq!((usage["volumes"].in_use, usage["volumes"].reserved), (1, 0));
+        assert_eq!(usage["gigabytes"].in_use, 3);
+        let err = db
+            .volume_create_charged(&new_volume("b", 3), &charge)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, QuotaError::OverLimit { ref resource, .. } if resource == "volumes"),
+            "{err}"
+        );
+        assert!(
+            matches!(db.volume_get("b").await, Err(DbError::NotFound(_))),
+            "over quota inserts nothing"
+        );
+        let usage = db.quota_get_with_usage("p1").await.unwrap();
+        assert_eq!(
+            (usage["volumes"].in_use, usage["gigabytes"].in_use),
+            (1, 3),
+            "and counts nothing"
+        );
     }
 }

@@ -252,13 +252,7 @@ pub async fn create(
             types.push(t);
         }
     }
-    let zones = super::volumes::volume_zones(&st).await?;
-    if !zones.contains(&zone) {
-        return Err(bad(format!(
-            "Availability zone '{zone}' is invalid; zones with volume services: {}",
-            zones.join(", ")
-        )));
-    }
+    crate::api::zones::check(&st, &zone).await?;
     let new = NewGroup {
         id: uuid::Uuid::new_v4().to_string(),
         project_id: project(&ctx).to_string(),

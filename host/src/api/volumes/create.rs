@@ -11,8 +11,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::project_of;
 use super::view::{base_url, DetailView};
-use super::{project_of, volume_zones};
 use crate::api::context::Ctx;
 use crate::api::{ApiError, AppState};
 use crate::db::volumes::NewVolume;
@@ -173,13 +173,7 @@ pub async fn create(
     let zone = zone
         .or(group_zone)
         .unwrap_or_else(|| config.availability_zone.clone());
-    let zones = volume_zones(&st).await?;
-    if !zones.contains(&zone) {
-        return Err(bad(format!(
-            "Availability zone '{zone}' is invalid; zones with volume services: {}",
-            zones.join(", ")
-        )));
-    }
+    crate::api::zones::check(&st, &zone).await?;
     // Without a type, a volume made from a snapshot or a volume keeps the source's type.
     let type_ref = opt_string(&v, "volume_type", 255)?.or(source_type);
     let vtype = st
@@ -249,12 +243,12 @@ pub async fn create(
         encrypted,
         metadata: metadata(&v)?,
     };
-    // Quota: reserved before the row exists, committed once it does, rolled back otherwise.
-    let reservation = st
+    // Quota: checked and counted in the transaction that inserts the row.
+    let row = st
         .rt
         .db
-        .quota_reserve(
-            &project,
+        .volume_create_charged(
+            &new,
             &[
                 ("volumes", 1),
                 ("gigabytes", size),
@@ -262,14 +256,6 @@ pub async fn create(
             ],
         )
         .await?;
-    let row = match st.rt.db.volume_create(&new).await {
-        Ok(row) => row,
-        Err(e) => {
-            let _ = st.rt.db.quota_rollback(&reservation).await;
-            return Err(e.into());
-        }
-    };
-    st.rt.db.quota_commit(&reservation).await?;
     let args = CreateArgs {
         request_spec: RequestSpec {
             volume_id: row.id.clone(),
