@@ -190,8 +190,13 @@ pub const ADMIN_METADATA: Table = Table {
     sort_keys: &[],
 };
 
-/// Insert `v` (status `creating`) and its metadata in `tx`.
-async fn insert_volume(tx: &mut Transaction<'_, Any>, v: &NewVolume) -> Result<(), sqlx::Error> {
+/// Insert `v` (status `creating`) and its metadata in `tx`; returns the row as stored (the
+/// columns the insert leaves to their defaults as the schema sets them; a test compares it
+/// with a read), except `volume_type_name`, which the caller knows.
+async fn insert_volume(
+    tx: &mut Transaction<'_, Any>,
+    v: &NewVolume,
+) -> Result<VolumeRow, sqlx::Error> {
     let ts = now();
     sqlx::query(
             "INSERT INTO volumes (id, project_id, user_id, display_name, display_description, size, \
@@ -223,7 +228,36 @@ async fn insert_volume(tx: &mut Transaction<'_, Any>, v: &NewVolume) -> Result<(
             .execute(&mut **tx)
             .await?;
     }
-    Ok(())
+    Ok(VolumeRow {
+        id: v.id.clone(),
+        project_id: v.project_id.clone(),
+        user_id: v.user_id.clone(),
+        display_name: v.display_name.clone(),
+        display_description: v.display_description.clone(),
+        size: v.size,
+        status: "creating".into(),
+        attach_status: "detached".into(),
+        migration_status: None,
+        previous_status: None,
+        name_id: None,
+        availability_zone: v.availability_zone.clone(),
+        host: None,
+        volume_type_id: v.volume_type_id.clone(),
+        volume_type_name: None,
+        snapshot_id: v.snapshot_id.clone(),
+        source_volid: v.source_volid.clone(),
+        group_id: v.group_id.clone(),
+        bootable: false,
+        multiattach: v.multiattach,
+        encrypted: v.encrypted,
+        provider_location: None,
+        provider_auth: None,
+        use_quota: true,
+        created_at: ts.clone(),
+        updated_at: Some(ts),
+        launched_at: None,
+        metadata: v.metadata.clone(),
+    })
 }
 
 impl Db {
@@ -238,7 +272,8 @@ impl Db {
     /// Insert a volume in status `creating` and charge `quota` (as for
     /// [`Db::quota_reserve`]) to its project, in one transaction: over quota, nothing is
     /// inserted; inserted, the usage is already counted. The API's create path — one
-    /// transaction where reserve, insert and commit took three.
+    /// transaction where reserve, insert and commit took three — and the row comes back
+    /// without a read (its `volume_type_name` unset: the caller has the type).
     pub async fn volume_create_charged(
         &self,
         v: &NewVolume,
@@ -247,9 +282,9 @@ impl Db {
         let mut tx = self.writer().begin().await.map_err(DbError::from)?;
         self.quota_charge(&mut tx, &v.project_id, quota, Hold::Consume)
             .await?;
-        insert_volume(&mut tx, v).await.map_err(DbError::from)?;
+        let row = insert_volume(&mut tx, v).await.map_err(DbError::from)?;
         tx.commit().await.map_err(DbError::from)?;
-        Ok(self.volume_get(&v.id).await?)
+        Ok(row)
     }
 
     /// The volume `id` (not deleted), with its metadata.
@@ -571,9 +606,13 @@ mod tests {
             ("gigabytes", 3),
             ("per_volume_gigabytes", 3),
         ];
-        db.volume_create_charged(&new_volume("a", 3), &charge)
-            .await
-            .unwrap();
+        let mut typed = new_volume("a", 3);
+        typed.volume_type_id = Some(db.volume_type_resolve(None).await.unwrap().id);
+        typed.multiattach = true;
+        let mut made = db.volume_create_charged(&typed, &charge).await.unwrap();
+        let stored = db.volume_get("a").await.unwrap();
+        made.volume_type_name = stored.volume_type_name.clone();
+        assert_eq!(made, stored, "the row built in memory is the row stored");
         let usage = db.quota_get_with_usage("p1").await.unwrap();
         assert_eq!((usage["volumes"].in_use, usage["volumes"].reserved), (1, 0));
         assert_eq!(usage["gigabytes"].in_use, 3);

@@ -244,7 +244,7 @@ pub async fn create(
         metadata: metadata(&v)?,
     };
     // Quota: checked and counted in the transaction that inserts the row.
-    let row = st
+    let mut row = st
         .rt
         .db
         .volume_create_charged(
@@ -256,6 +256,7 @@ pub async fn create(
             ],
         )
         .await?;
+    row.volume_type_name = Some(vtype.name.clone());
     let args = CreateArgs {
         request_spec: RequestSpec {
             volume_id: row.id.clone(),
