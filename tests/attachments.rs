@@ -152,6 +152,37 @@ fn legacy_attach_actions_export_connect_and_detach() {
     );
     let (status, _) = action(&cloud, &id, json!({"os-detach": {}}));
     assert_eq!(status, 400, "nothing left to detach");
+
+    // An admin's reset to `detached` ends the attachments (as Cinder's does).
+    let (status, body) = action(&cloud, &id, json!({"os-reserve": {}}));
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = action(
+        &cloud,
+        &id,
+        json!({"os-attach": {"instance_uuid": "0b7b6a44-2b4e-4b43-9c2c-0b8f2a3c0002", "mountpoint": "/dev/vdc"}}),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        cloud.show(&id).1["volume"]["attachments"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let (status, body) = action(
+        &cloud,
+        &id,
+        json!({"os-reset_status": {"status": "available", "attach_status": "detached"}}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let v = cloud.show(&id).1["volume"].clone();
+    assert_eq!(
+        (v["status"].as_str(), v["attachments"].clone()),
+        (Some("available"), json!([])),
+        "{v}"
+    );
+    let (status, _) = action(&cloud, &id, json!({"os-detach": {}}));
+    assert_eq!(status, 400, "the reset left nothing to detach");
+
     let (status, _) = http("DELETE", &format!("{}/volumes/{id}", cloud.api), None);
     assert_eq!(status, 202, "detached volumes can be deleted");
 }

@@ -58,6 +58,8 @@ fn require_admin(ctx: &RequestContext) -> Result<(), ApiError> {
 }
 
 /// `os-reset_status`: `{"status": ..., "attach_status"?: ..., "migration_status"?: ...}`.
+/// `attach_status: detached` also ends the volume's attachments (Cinder's
+/// `_clean_volume_attachment`); the status stays what the admin set.
 pub async fn reset_status(
     st: &AppState,
     ctx: &RequestContext,
@@ -105,6 +107,18 @@ pub async fn reset_status(
             attach_status.unwrap_or(&row.attach_status),
         )
         .await?;
+    // As Cinder's: an admin who says the volume is detached ends its attachments.
+    if attach_status == Some("detached") {
+        for a in st
+            .rt
+            .db
+            .attachments_of(std::slice::from_ref(&row.id))
+            .await?
+        {
+            st.rt.db.attachment_destroy(&a.id).await?;
+            tracing::info!(volume_id = %row.id, attachment_id = %a.id, "attachment ended by an admin's reset to detached");
+        }
+    }
     tracing::info!(volume_id = %row.id, from = %row.status, to = ?status, "volume status reset by an admin");
     Ok(accepted())
 }
