@@ -25,6 +25,7 @@ pub mod snapshots;
 pub mod transfers;
 pub mod types;
 pub mod user_messages;
+pub mod volume_create;
 pub mod volume_pages;
 pub mod volumes;
 
