@@ -29,6 +29,15 @@ pub struct AttachmentRow {
 const COLUMNS: &str = "id, volume_id, instance_uuid, attached_host, mountpoint, attach_mode, \
     attach_status, connector, connection_info, attach_time, detach_time, created_at";
 
+/// [`COLUMNS`] qualified by `alias` (for joins).
+fn qualified_columns(alias: &str) -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c} AS {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn json_col(r: &AnyRow, col: &str) -> Result<Option<serde_json::Value>, sqlx::Error> {
     let text: Option<String> = r.try_get(col)?;
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
@@ -112,10 +121,11 @@ impl Db {
         &self,
         volume_ids: &[String],
     ) -> Result<Vec<AttachmentRow>, DbError> {
+        let (from, cond) =
+            super::listing::among_ids(self.engine(), "volume_attachment", "a", "volume_id", 1);
         let sql = format!(
-            "SELECT {COLUMNS} FROM volume_attachment WHERE NOT deleted AND {} \
-             ORDER BY created_at, id",
-            super::listing::in_list(self.engine(), "volume_id", 1)
+            "SELECT {} FROM {from} WHERE {cond} AND NOT a.deleted ORDER BY a.created_at, a.id",
+            qualified_columns("a")
         );
         let rows = sqlx::query(&sql)
             .bind(super::listing::json_list(volume_ids))
@@ -129,11 +139,7 @@ impl Db {
         &self,
         project_id: Option<&str>,
     ) -> Result<Vec<AttachmentRow>, DbError> {
-        let cols = COLUMNS
-            .split(", ")
-            .map(|c| format!("a.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let cols = qualified_columns("a");
         let mut sql = format!(
             "SELECT {cols} FROM volume_attachment a JOIN volumes v ON v.id = a.volume_id \
              WHERE NOT a.deleted"

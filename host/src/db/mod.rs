@@ -22,6 +22,7 @@ pub mod qos;
 pub mod quotas;
 pub mod services;
 pub mod snapshots;
+pub mod sqlite_direct;
 pub mod transfers;
 pub mod types;
 pub mod user_messages;
@@ -60,6 +61,8 @@ pub enum DbError {
     NotFound(String),
     #[error(transparent)]
     List(#[from] listing::ListError),
+    #[error("database query failed: {0}")]
+    Direct(#[from] sqlite_direct::DirectError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +78,8 @@ pub struct Db {
     url: String,
     read: AnyPool,
     write: AnyPool,
+    /// SQLite only: connections for reads that return many rows (`sqlite_direct`).
+    direct: Option<sqlite_direct::Direct>,
 }
 
 /// Options of [`Db::connect`].
@@ -146,11 +151,19 @@ impl Db {
                 .connect(&full)
                 .await
                 .map_err(err)?;
+            let direct = sqlite_direct::Direct::connect(
+                &full,
+                opts.sqlite_busy_timeout,
+                opts.max_connections,
+            )
+            .await
+            .map_err(err)?;
             Ok(Db {
                 engine: Engine::Sqlite,
                 url: url.to_string(),
                 read,
                 write,
+                direct: Some(direct),
             })
         } else {
             let pool = AnyPoolOptions::new()
@@ -164,6 +177,7 @@ impl Db {
                 url: url.to_string(),
                 read: pool.clone(),
                 write: pool,
+                direct: None,
             })
         }
     }
@@ -261,10 +275,18 @@ impl Db {
         Ok(())
     }
 
+    /// The direct-read connections (SQLite only).
+    pub(crate) fn direct(&self) -> Option<&sqlite_direct::Direct> {
+        self.direct.as_ref()
+    }
+
     /// Close the pools, waiting for connections in use.
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+        if let Some(d) = &self.direct {
+            d.close().await;
+        }
     }
 }
 
