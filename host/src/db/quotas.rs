@@ -150,6 +150,36 @@ where
         .collect()
 }
 
+/// The limits of quota class `class` and those set for `project`, in one query.
+async fn layered_limits<'e, E>(
+    ex: E,
+    class: &str,
+    project: &str,
+) -> Result<(BTreeMap<String, i64>, BTreeMap<String, i64>), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let rows = sqlx::query(
+        "SELECT CAST(0 AS BIGINT) AS own, resource, hard_limit FROM quota_classes \
+         WHERE class_name = $1 UNION ALL \
+         SELECT CAST(1 AS BIGINT), resource, hard_limit FROM quotas WHERE project_id = $2",
+    )
+    .bind(class)
+    .bind(project)
+    .fetch_all(ex)
+    .await?;
+    let (mut class, mut own) = (BTreeMap::new(), BTreeMap::new());
+    for r in &rows {
+        let which = if r.try_get::<i64, _>(0)? == 0 {
+            &mut class
+        } else {
+            &mut own
+        };
+        which.insert(r.try_get(1)?, r.try_get(2)?);
+    }
+    Ok((class, own))
+}
+
 /// Built-in defaults overlaid with `overrides`, for known resources only.
 fn overlay(
     base: &BTreeMap<String, i64>,
@@ -392,13 +422,28 @@ impl Db {
             return Err(QuotaError::UnknownResource(format!("['{bad}']")));
         }
         let ts = now();
+        let counted: Vec<&str> = sorted
+            .iter()
+            .map(|(r, _)| *r)
+            .filter(|r| *r != PER_VOLUME)
+            .collect();
+        // One statement per step, however many resources: on SQLite each statement is a
+        // round trip to the single writer connection, which every create queues for.
         // Writes first (SQLite: take the write lock before reading).
-        for (resource, _) in sorted.iter().filter(|(r, _)| *r != PER_VOLUME) {
-            sqlx::query("INSERT INTO quota_usages (project_id, resource, in_use, reserved, created_at) VALUES ($1, $2, 0, 0, $3) ON CONFLICT (project_id, resource) DO NOTHING")
-                .bind(project).bind(*resource).bind(&ts)
-                .execute(&mut **tx)
-                .await
-                .map_err(DbError::from)?;
+        if !counted.is_empty() {
+            let rows: Vec<String> = (0..counted.len())
+                .map(|i| format!("($1, ${}, 0, 0, $2)", i + 3))
+                .collect();
+            let sql = format!(
+                "INSERT INTO quota_usages (project_id, resource, in_use, reserved, created_at) \
+                 VALUES {} ON CONFLICT (project_id, resource) DO NOTHING",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(project).bind(&ts);
+            for r in &counted {
+                q = q.bind(*r);
+            }
+            q.execute(&mut **tx).await.map_err(DbError::from)?;
         }
         expire_reservations(tx, project)
             .await
@@ -408,18 +453,28 @@ impl Db {
         } else {
             ""
         };
-        let defaults = overlay(
-            &builtin(),
-            &class_limits(&mut **tx, DEFAULT_CLASS)
-                .await
-                .map_err(DbError::from)?,
-        );
-        let limits = overlay(
-            &defaults,
-            &project_limits(&mut **tx, project)
-                .await
-                .map_err(DbError::from)?,
-        );
+        let (class, own) = layered_limits(&mut **tx, DEFAULT_CLASS, project)
+            .await
+            .map_err(DbError::from)?;
+        let limits = overlay(&overlay(&builtin(), &class), &own);
+        let mut usage: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        if !counted.is_empty() {
+            let params: Vec<String> = (0..counted.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT resource, in_use, reserved FROM quota_usages \
+                 WHERE project_id = $1 AND resource IN ({}){lock}",
+                params.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(project);
+            for r in &counted {
+                q = q.bind(*r);
+            }
+            for row in q.fetch_all(&mut **tx).await.map_err(DbError::from)? {
+                let r = |i| row.try_get::<i64, _>(i).map_err(DbError::from);
+                let resource: String = row.try_get(0).map_err(DbError::from)?;
+                usage.insert(resource, (r(1)?, r(2)?));
+            }
+        }
         let mut items = Vec::new();
         let expire = format_time(time::OffsetDateTime::now_utc() + RESERVATION_EXPIRE);
         for (resource, delta) in &sorted {
@@ -435,15 +490,9 @@ impl Db {
                 }
                 continue;
             }
-            let row = sqlx::query(&format!("SELECT in_use, reserved FROM quota_usages WHERE project_id = $1 AND resource = $2{lock}"))
-                .bind(project).bind(*resource)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(DbError::from)?;
-            let (in_use, reserved): (i64, i64) = (
-                row.try_get(0).map_err(DbError::from)?,
-                row.try_get(1).map_err(DbError::from)?,
-            );
+            let (in_use, reserved) = *usage.get(*resource).ok_or_else(|| {
+                DbError::Query(sqlx::Error::RowNotFound) // inserted above in this transaction
+            })?;
             let used = in_use + reserved;
             if limit >= 0 && *delta > 0 && used + delta > limit {
                 return Err(QuotaError::OverLimit {
