@@ -4,7 +4,8 @@
 //!
 //! SQLite must never surface "database is locked": it runs in WAL mode with a busy timeout,
 //! and every write goes through a pool of exactly one connection ([`Db::writer`]), so writers
-//! queue in-process instead of fighting over the file lock. Reads use a separate pool.
+//! queue in-process instead of fighting over the file lock. Reads use a separate pool, and
+//! reads of many rows a third one whose connections they use directly (`sqlite_direct`).
 //! PostgreSQL uses one pool for both.
 
 pub mod attachments;
