@@ -244,10 +244,34 @@ fn chain_swap_under_load_with_two_schedulers_loses_nothing() {
     let total = 500usize;
     let load_started = Instant::now();
     let mut tasks = Vec::new();
-    // When each activation request was sent, and when the API answered it: it answers once
-    // the chain is validated, recorded active and announced — the activation itself.
-    let (mut swap_sent, mut swap_at) = (0.0, 0.0);
-    let (mut rollback_sent, mut rollback_at) = (0.0, 0.0);
+    // The swap and the rollback run beside the generator (which must not pause while an
+    // activation validates: the load has to hold during the swap). Each records when its
+    // request was sent and when the API answered it: it answers once the chain is validated,
+    // recorded active and announced — the activation itself. The rollback waits for the
+    // swap's answer if that comes after its own due time.
+    let control = {
+        let activate = call(
+            reqwest::Method::POST,
+            format!("{api}/kiln-chains/{small}/activate"),
+            None,
+        );
+        let rollback = call(
+            reqwest::Method::POST,
+            format!("{api}/kiln-chains/rollback"),
+            None,
+        );
+        let start = tokio::time::Instant::from_std(load_started);
+        rt.spawn(async move {
+            tokio::time::sleep_until(start + Duration::from_millis(8 * 160)).await;
+            let swap_sent = now_of_day();
+            let (s, b) = activate.await;
+            let swap = (s, b, swap_sent, now_of_day());
+            tokio::time::sleep_until(start + Duration::from_millis(8 * 320)).await;
+            let rollback_sent = now_of_day();
+            let (s, b) = rollback.await;
+            (swap, (s, b, rollback_sent, now_of_day()))
+        })
+    };
     for i in 0..total {
         let due = Duration::from_millis(8 * i as u64);
         let wait = due.saturating_sub(load_started.elapsed());
@@ -258,28 +282,13 @@ fn chain_swap_under_load_with_two_schedulers_loses_nothing() {
             url,
             Some(json!({"volume": {"size": 1}})),
         )));
-        if i == 160 {
-            swap_sent = now_of_day();
-            let (s, b) = rt.block_on(call(
-                reqwest::Method::POST,
-                format!("{api}/kiln-chains/{small}/activate"),
-                None,
-            ));
-            assert_eq!(s, 200, "{b}");
-            swap_at = now_of_day();
-        }
-        if i == 320 {
-            rollback_sent = now_of_day();
-            let (s, b) = rt.block_on(call(
-                reqwest::Method::POST,
-                format!("{api}/kiln-chains/rollback"),
-                None,
-            ));
-            assert_eq!(s, 200, "{b}");
-            rollback_at = now_of_day();
-        }
     }
     let sent = load_started.elapsed();
+    let (swap, rollback) = rt.block_on(control).unwrap();
+    let (s, b, swap_sent, swap_at) = swap;
+    assert_eq!(s, 200, "activation: {b}");
+    let (s, b, rollback_sent, rollback_at) = rollback;
+    assert_eq!(s, 200, "rollback: {b}");
     for t in tasks {
         let (status, body) = rt.block_on(t).unwrap();
         assert_eq!(status, 202, "every create is accepted: {body}");
