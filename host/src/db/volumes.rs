@@ -12,8 +12,9 @@ use super::listing::{SortKey, Table};
 pub use super::volume_create::NewVolume;
 use super::{get_flag, now, Db, DbError};
 
-/// One volume, with its metadata. Deserialised from the database's JSON pages
-/// (`db::volume_pages`), so a new field needs its column there too.
+/// One volume, with its metadata. Listing pages build it in `db::volume_pages` — decoded by
+/// position on SQLite, deserialised from JSON on PostgreSQL — so a new field needs its
+/// column in `FIELDS` and in `read_page` there too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VolumeRow {
     pub id: String,
