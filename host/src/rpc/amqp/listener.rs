@@ -318,6 +318,12 @@ fn requeue() -> BasicNackOptions {
     }
 }
 
+/// How long settling a delivery may take. An ack is one frame on an open channel; when the
+/// connection died under it, lapin may never answer, and an unbounded wait would hold the
+/// handler's concurrency slot for good (a server that lived through a broker restart could
+/// not then shut down in its grace period). The broker redelivers what was not settled.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Settles one delivery. Errors are ignored: if the channel died meanwhile, the broker has
 /// already put the message back and will redeliver it (at-least-once).
 struct AmqpAck {
@@ -330,16 +336,31 @@ struct AmqpAck {
 impl Acknowledger for AmqpAck {
     async fn ack(mut self: Box<Self>) {
         if let Some(acker) = self.acker.take() {
-            if let Err(e) = acker.ack(BasicAckOptions::default()).await {
-                debug!(error = %e, "cannot ack; the broker will redeliver the message");
+            match tokio::time::timeout(SETTLE_TIMEOUT, acker.ack(BasicAckOptions::default())).await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    debug!(error = %e, "cannot ack; the broker will redeliver the message")
+                }
+                Err(_) => warn!(
+                    timeout_s = SETTLE_TIMEOUT.as_secs(),
+                    "ack unanswered (connection lost?); the broker will redeliver the message"
+                ),
             }
         }
     }
 
     async fn requeue(mut self: Box<Self>) {
         if let Some(acker) = self.acker.take() {
-            if let Err(e) = acker.nack(requeue()).await {
-                debug!(error = %e, "cannot requeue; the broker will redeliver the message");
+            match tokio::time::timeout(SETTLE_TIMEOUT, acker.nack(requeue())).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    debug!(error = %e, "cannot requeue; the broker will redeliver the message")
+                }
+                Err(_) => warn!(
+                    timeout_s = SETTLE_TIMEOUT.as_secs(),
+                    "requeue unanswered (connection lost?); the broker will redeliver the message"
+                ),
             }
         }
     }
