@@ -277,8 +277,9 @@ fn concurrent_placements_never_over_commit_a_pool_on_postgresql() {
             .collect();
         let mut placed = 0;
         for t in tasks {
-            if t.await.unwrap().is_ok() {
-                placed += 1;
+            match t.await.unwrap() {
+                Ok(()) => placed += 1,
+                Err(used) => assert_eq!(used, 10.0, "a refusal reports the GB already placed"),
             }
         }
         assert_eq!(placed, 10, "exactly the pool's 10 GB were placed");

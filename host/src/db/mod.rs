@@ -293,17 +293,23 @@ impl Db {
 
 /// Pool options for SQLite: WAL (readers never block the writer), a busy timeout (a writer
 /// from another process waits instead of failing), foreign keys on.
+/// Options of both SQLite pools. No ping before handing out a connection: an idle connection
+/// to a local file cannot have been dropped by a peer, and each ping is a round trip to the
+/// connection's worker thread (sqlx still pings on release, which flushes a dropped
+/// transaction's rollback).
 fn sqlite_pool_options(busy_ms: u64) -> AnyPoolOptions {
-    AnyPoolOptions::new().after_connect(move |conn, _meta| {
-        Box::pin(async move {
-            conn.execute(format!("PRAGMA busy_timeout = {busy_ms}").as_str())
-                .await?;
-            conn.execute("PRAGMA journal_mode = WAL").await?;
-            conn.execute("PRAGMA synchronous = NORMAL").await?;
-            conn.execute("PRAGMA foreign_keys = ON").await?;
-            Ok(())
+    AnyPoolOptions::new()
+        .test_before_acquire(false)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                conn.execute(format!("PRAGMA busy_timeout = {busy_ms}").as_str())
+                    .await?;
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                Ok(())
+            })
         })
-    })
 }
 
 /// Read a flag column: INTEGER 0/1 on SQLite, BOOLEAN on PostgreSQL.

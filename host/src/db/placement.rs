@@ -30,9 +30,10 @@ impl Db {
     /// Place volume `id` (size `size_gb`) on `pool` (`host@backend#pool`) unless the volumes
     /// already placed there would then exceed `limit`: the database-side check that keeps
     /// two schedulers, each with its own in-memory view, from over-committing one pool.
-    /// The sum and the update run in one transaction serialised per pool (a PostgreSQL
-    /// transaction-level advisory lock on the pool's name; SQLite has a single writer).
-    /// Returns the GiB already placed when refused.
+    /// The sum and the update are one statement, serialised per pool: SQLite has a single
+    /// writer (and the statement is one round trip to it); on PostgreSQL the statement runs
+    /// after a transaction-level advisory lock on the pool's name, so its snapshot sees every
+    /// placement committed before. Returns the GiB already placed when refused.
     pub async fn volume_place(
         &self,
         id: &str,
@@ -40,44 +41,48 @@ impl Db {
         size_gb: i64,
         limit: PoolLimit,
     ) -> Result<Result<(), f64>, DbError> {
-        let mut tx = self.writer().begin().await?;
-        if self.engine() == Engine::Postgres {
+        const PLACE: &str = "UPDATE volumes SET host = $1, updated_at = $2 \
+             WHERE id = $3 AND NOT deleted AND ($4 IS NULL OR $5 + \
+             (SELECT COALESCE(SUM(size), 0) FROM volumes \
+              WHERE host = $1 AND NOT deleted AND id <> $3) <= $4)";
+        let place = sqlx::query(PLACE)
+            .bind(pool)
+            .bind(now())
+            .bind(id)
+            .bind(limit.capacity_gb)
+            .bind(size_gb);
+        let placed = if self.engine() == Engine::Postgres {
+            let mut tx = self.writer().begin().await?;
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                 .bind(pool)
                 .execute(&mut *tx)
                 .await?;
+            let done = place.execute(&mut *tx).await?;
+            tx.commit().await?;
+            done
+        } else {
+            place.execute(self.writer()).await?
         }
-        if let Some(capacity) = limit.capacity_gb {
-            let row = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS used FROM volumes \
-                 WHERE host = $1 AND NOT deleted AND id <> $2",
-            )
-            .bind(pool)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let used = row.try_get::<i64, _>("used")? as f64;
-            if used + size_gb as f64 > capacity {
-                tx.rollback().await?;
-                return Ok(Err(used));
-            }
+        .rows_affected()
+            > 0;
+        if placed {
+            return Ok(Ok(()));
         }
-        let ts = now();
-        let done = sqlx::query(
-            "UPDATE volumes SET host = $1, updated_at = $2 \
-             WHERE id = $3 AND NOT deleted",
+        // Refused or gone: say which (the rare path; a read after the fact is enough for
+        // the message).
+        let row = sqlx::query(
+            "SELECT CAST((SELECT COUNT(*) FROM volumes WHERE id = $2 AND NOT deleted) AS BIGINT) AS found, \
+             CAST((SELECT COALESCE(SUM(size), 0) FROM volumes \
+                   WHERE host = $1 AND NOT deleted AND id <> $2) AS BIGINT) AS used",
         )
         .bind(pool)
-        .bind(&ts)
         .bind(id)
-        .execute(&mut *tx)
+        .fetch_one(self.writer())
         .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
+        if row.try_get::<i64, _>("found")? == 0 {
             return Err(DbError::NotFound(format!("Volume {id}")));
         }
-        tx.commit().await?;
-        Ok(Ok(()))
+        Ok(Err(row.try_get::<i64, _>("used")? as f64))
     }
 
     /// Where each of `ids` lives (`host@backend#pool`), for the affinity hints; volumes not
@@ -144,6 +149,19 @@ mod tests {
             db.volume_place("c", "h@b#q", 1, limit).await.unwrap(),
             Ok(()),
             "another pool is unaffected"
+        );
+        assert!(
+            matches!(
+                db.volume_place("zzz", "h@b#q", 1, limit).await,
+                Err(DbError::NotFound(_))
+            ),
+            "a volume that is gone is not found, not refused"
+        );
+        let unlimited = PoolLimit { capacity_gb: None };
+        assert_eq!(
+            db.volume_place("c", "h@b#p", 1, unlimited).await.unwrap(),
+            Ok(()),
+            "an infinite or unknown capacity never refuses"
         );
         let hosts = db.volume_hosts(&["a".into(), "zzz".into()]).await.unwrap();
         assert_eq!(hosts.len(), 1);

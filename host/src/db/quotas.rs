@@ -19,6 +19,9 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{format_time, now, Db, DbError, Engine};
 
+mod error;
+pub use error::QuotaError;
+
 /// Resources and Cinder's default limits (`-1`: unlimited).
 pub const RESOURCES: [(&str, i64); 7] = [
     ("volumes", 10),
@@ -72,56 +75,6 @@ pub struct ReservationItem {
     pub id: String,
     pub resource: String,
     pub delta: i64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum QuotaError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("Unknown quota resources {0}.")]
-    UnknownResource(String),
-    /// `used` is in use plus reserved, before this request.
-    #[error("{}", over_limit_message(resource, *requested, *used, *limit))]
-    OverLimit {
-        resource: String,
-        requested: i64,
-        used: i64,
-        limit: i64,
-    },
-}
-
-impl QuotaError {
-    /// The name of the Cinder exception this error corresponds to.
-    pub fn cinder_exception(&self) -> &'static str {
-        match self {
-            QuotaError::OverLimit { resource, .. } => match resource.as_str() {
-                "gigabytes" => "VolumeSizeExceedsAvailableQuota",
-                "backup_gigabytes" => "VolumeBackupSizeExceedsAvailableQuota",
-                PER_VOLUME => "VolumeSizeExceedsLimit",
-                "volumes" => "VolumeLimitExceeded",
-                "snapshots" => "SnapshotLimitExceeded",
-                "backups" => "BackupLimitExceeded",
-                "groups" => "GroupLimitExceeded",
-                _ => "OverQuota",
-            },
-            QuotaError::UnknownResource(_) => "QuotaResourceUnknown",
-            QuotaError::Db(_) => "DBError",
-        }
-    }
-}
-
-/// Cinder's messages for the exceptions above.
-fn over_limit_message(resource: &str, requested: i64, used: i64, limit: i64) -> String {
-    match resource {
-        "gigabytes" => format!("Requested volume or snapshot exceeds allowed gigabytes quota. Requested {requested}G, quota is {limit}G and {used}G has been consumed."),
-        "backup_gigabytes" => format!("Requested backup exceeds allowed Backup gigabytes quota. Requested {requested}G, quota is {limit}G and {used}G has been consumed."),
-        PER_VOLUME => format!("Requested volume size {requested}G is larger than maximum allowed limit {limit}G."),
-        "volumes" => format!("Maximum number of volumes allowed ({limit}) exceeded for quota 'volumes'."),
-        "snapshots" => format!("Maximum number of snapshots allowed ({limit}) exceeded"),
-        "backups" => format!("Maximum number of backups allowed ({limit}) exceeded"),
-        "groups" => format!("Maximum number of groups allowed ({limit}) exceeded"),
-        other => format!("Quota exceeded for resources: ['{other}']"),
-    }
 }
 
 async fn class_limits<'e, E>(ex: E, class: &str) -> Result<BTreeMap<String, i64>, sqlx::Error>
@@ -254,6 +207,34 @@ async fn expire_reservations(
         let id: String = r.try_get(0)?;
         unreserve(tx, &id, false).await?;
     }
+    Ok(())
+}
+
+/// Add each `(resource, delta)` to the project's `in_use` (never below 0), in one statement.
+async fn consume(
+    tx: &mut Transaction<'_, Any>,
+    project: &str,
+    deltas: &[(&str, i64)],
+    ts: &str,
+) -> Result<(), sqlx::Error> {
+    let whens: Vec<String> = (0..deltas.len())
+        .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 3, 2 * i + 4))
+        .collect();
+    let names: Vec<String> = (0..deltas.len())
+        .map(|i| format!("${}", 2 * i + 3))
+        .collect();
+    let delta = format!("(CASE resource {} END)", whens.join(" "));
+    let sql = format!(
+        "UPDATE quota_usages SET in_use = CASE WHEN in_use + {delta} < 0 THEN 0 \
+         ELSE in_use + {delta} END, updated_at = $1 \
+         WHERE project_id = $2 AND resource IN ({})",
+        names.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(ts).bind(project);
+    for (resource, d) in deltas {
+        q = q.bind(*resource).bind(*d);
+    }
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -476,6 +457,7 @@ impl Db {
             }
         }
         let mut items = Vec::new();
+        let mut consumed: Vec<(&str, i64)> = Vec::new();
         let expire = format_time(time::OffsetDateTime::now_utc() + RESERVATION_EXPIRE);
         for (resource, delta) in &sorted {
             let limit = limits[*resource];
@@ -503,11 +485,7 @@ impl Db {
                 });
             }
             if hold == Hold::Consume {
-                sqlx::query("UPDATE quota_usages SET in_use = CASE WHEN in_use + $1 < 0 THEN 0 ELSE in_use + $1 END, updated_at = $2 WHERE project_id = $3 AND resource = $4")
-                    .bind(*delta).bind(&ts).bind(project).bind(*resource)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(DbError::from)?;
+                consumed.push((*resource, *delta));
                 continue;
             }
             if *delta > 0 {
@@ -528,6 +506,11 @@ impl Db {
                 resource: resource.to_string(),
                 delta: *delta,
             });
+        }
+        if !consumed.is_empty() {
+            consume(tx, project, &consumed, &ts)
+                .await
+                .map_err(DbError::from)?;
         }
         Ok(items)
     }

@@ -39,6 +39,7 @@ impl Direct {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts)
             .await?;
