@@ -292,11 +292,10 @@ impl Db {
 }
 
 /// Pool options for SQLite: WAL (readers never block the writer), a busy timeout (a writer
-/// from another process waits instead of failing), foreign keys on.
-/// Options of both SQLite pools. No ping before handing out a connection: an idle connection
-/// to a local file cannot have been dropped by a peer, and each ping is a round trip to the
-/// connection's worker thread (sqlx still pings on release, which flushes a dropped
-/// transaction's rollback).
+/// from another process waits instead of failing), foreign keys on. No ping before handing
+/// out a connection: an idle connection to a local file cannot have been dropped by a peer,
+/// and each ping is a round trip to the connection's worker thread (sqlx still pings on
+/// release, which flushes a dropped transaction's rollback).
 fn sqlite_pool_options(busy_ms: u64) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .test_before_acquire(false)

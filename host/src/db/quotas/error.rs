@@ -3,6 +3,7 @@
 use super::PER_VOLUME;
 use crate::db::DbError;
 
+/// Why a quota check refused a request, or could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
     #[error(transparent)]
