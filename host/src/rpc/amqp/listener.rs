@@ -336,33 +336,29 @@ struct AmqpAck {
 impl Acknowledger for AmqpAck {
     async fn ack(mut self: Box<Self>) {
         if let Some(acker) = self.acker.take() {
-            match tokio::time::timeout(SETTLE_TIMEOUT, acker.ack(BasicAckOptions::default())).await
-            {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    debug!(error = %e, "cannot ack; the broker will redeliver the message")
-                }
-                Err(_) => warn!(
-                    timeout_s = SETTLE_TIMEOUT.as_secs(),
-                    "ack unanswered (connection lost?); the broker will redeliver the message"
-                ),
-            }
+            settle("ack", acker.ack(BasicAckOptions::default())).await;
         }
     }
 
     async fn requeue(mut self: Box<Self>) {
         if let Some(acker) = self.acker.take() {
-            match tokio::time::timeout(SETTLE_TIMEOUT, acker.nack(requeue())).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    debug!(error = %e, "cannot requeue; the broker will redeliver the message")
-                }
-                Err(_) => warn!(
-                    timeout_s = SETTLE_TIMEOUT.as_secs(),
-                    "requeue unanswered (connection lost?); the broker will redeliver the message"
-                ),
-            }
+            settle("requeue", acker.nack(requeue())).await;
         }
+    }
+}
+
+/// Wait up to [`SETTLE_TIMEOUT`] for an ack or nack (`what`, for the log); a failure or no
+/// answer only logs, since the broker redelivers what was not settled.
+async fn settle(what: &str, settling: impl std::future::Future<Output = lapin::Result<bool>>) {
+    match tokio::time::timeout(SETTLE_TIMEOUT, settling).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            debug!(error = %e, "cannot {what}; the broker will redeliver the message")
+        }
+        Err(_) => warn!(
+            timeout_s = SETTLE_TIMEOUT.as_secs(),
+            "{what} unanswered (connection lost?); the broker will redeliver the message"
+        ),
     }
 }
 
