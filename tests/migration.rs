@@ -305,6 +305,18 @@ fn retype_on_demand_migrates_to_a_backend_of_the_new_type() {
     let v = settle();
     assert_eq!(v["volume_type"], "on-b", "{v}");
     assert_moved(&cloud, &v, &id, "b", &mark);
+    // The swap moved the volume's per-type usage to the new type.
+    let (_, q) = http(
+        "GET",
+        &format!("{}/os-quota-sets/demo?usage=true", cloud.api),
+        None,
+    );
+    let in_use = |k: &str| q["quota_set"][k]["in_use"].as_i64();
+    assert_eq!(
+        (in_use("volumes_on-b"), in_use("volumes___DEFAULT__")),
+        (Some(1), Some(0)),
+        "{q}"
+    );
 }
 
 #[test]

@@ -431,3 +431,97 @@ fn retype_without_migration_goes_through_the_chain() {
     let (status, _) = retype(json!({}));
     assert_eq!(status, 400);
 }
+
+/// Cinder's per-volume-type quotas (`volumes_<type>`, `gigabytes_<type>`): a type's limit
+/// refuses its volumes with 413 while other types go on, usage is shown per type, a retype
+/// into a full type is refused and one into a type with room moves the volume's count.
+#[test]
+fn per_volume_type_quotas_are_enforced_and_follow_retypes() {
+    let cloud = Cloud::start("host = \"node1\"\n");
+    let root = cloud.api.clone();
+    let (status, body) = http(
+        "POST",
+        &format!("{root}/types"),
+        Some(json!({"volume_type": {"name": "gold"}})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(
+        "PUT",
+        &format!("{root}/os-quota-sets/demo"),
+        Some(json!({"quota_set": {"volumes_gold": 1, "gigabytes_gold": 5}})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let create = |body: serde_json::Value| {
+        let (status, body) = cloud.create(body);
+        assert_eq!(status, 202, "{body}");
+        let id = body["volume"]["id"].as_str().unwrap().to_string();
+        assert_eq!(cloud.settle(&id)["status"], "available");
+        id
+    };
+    let gold = create(json!({"volume": {"size": 2, "volume_type": "gold"}}));
+    let (status, body) = cloud.create(json!({"volume": {"size": 1, "volume_type": "gold"}}));
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(
+        body["overLimit"]["message"],
+        "Maximum number of volumes allowed (1) exceeded for quota 'volumes_gold'."
+    );
+    let plain = create(json!({"volume": {"size": 4}}));
+    let usage = || {
+        let (status, body) = http(
+            "GET",
+            &format!("{root}/os-quota-sets/demo?usage=true"),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        let q = body["quota_set"].clone();
+        let in_use = |k: &str| q[k]["in_use"].as_i64().unwrap_or(-99);
+        (
+            in_use("volumes_gold"),
+            in_use("gigabytes_gold"),
+            in_use("volumes___DEFAULT__"),
+            in_use("volumes"),
+        )
+    };
+    assert_eq!(
+        usage(),
+        (1, 2, 1, 2),
+        "(volumes_gold, gigabytes_gold, default type, all)"
+    );
+
+    let retype = || {
+        http(
+            "POST",
+            &format!("{root}/volumes/{plain}/action"),
+            Some(json!({"os-retype": {"new_type": "gold"}})),
+        )
+    };
+    let (status, body) = retype();
+    assert_eq!(status, 413, "gold has no room for another volume: {body}");
+    assert_eq!(cloud.show(&plain).1["volume"]["status"], "available");
+
+    // The gold volume goes; the retype now fits (4 GB of gold's 5) and moves the count.
+    let (status, _) = http("DELETE", &format!("{root}/volumes/{gold}"), None);
+    assert_eq!(status, 202);
+    let started = Instant::now();
+    while cloud.show(&gold).0 != 404 {
+        assert!(started.elapsed() < Duration::from_secs(20), "never deleted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(usage(), (0, 0, 1, 1));
+    let (status, body) = retype();
+    assert_eq!(status, 202, "{body}");
+    let started = Instant::now();
+    loop {
+        let v = cloud.show(&plain).1["volume"].clone();
+        if v["status"] != "retyping" {
+            assert_eq!(v["volume_type"], "gold", "{v}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "stuck retyping"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(usage(), (1, 4, 0, 1));
+}

@@ -18,7 +18,7 @@ use super::context::Ctx;
 use super::microversion::require;
 use super::{ApiError, AppState, Microversion};
 use crate::db::group_snapshots::{GroupSnapshotRow, NewGroupSnapshot};
-use crate::db::quotas::Reservation;
+use crate::db::quotas::{with_type, Reservation};
 use crate::db::snapshots::NewSnapshot;
 
 pub fn routes() -> Router<AppState> {
@@ -200,23 +200,21 @@ pub async fn create(
             metadata: Default::default(),
         })
         .collect();
-    // Cinder reserves per snapshot; one reservation for the lot is the same sum, atomically.
-    let gigabytes: i64 = members.iter().map(|s| s.volume_size).sum();
+    // Cinder reserves per snapshot; one reservation for the lot is the same sum, atomically
+    // (each snapshot also counted against its volume's type).
+    let charge: Vec<(String, i64)> = volumes
+        .iter()
+        .flat_map(|v| {
+            with_type(
+                &[("snapshots", 1), ("gigabytes", v.size)],
+                v.volume_type_name.as_deref(),
+            )
+        })
+        .collect();
     let reservation: Option<Reservation> = if members.is_empty() {
         None
     } else {
-        Some(
-            st.rt
-                .db
-                .quota_reserve(
-                    &group.project_id,
-                    &[
-                        ("snapshots", members.len() as i64),
-                        ("gigabytes", gigabytes),
-                    ],
-                )
-                .await?,
-        )
+        Some(st.rt.db.quota_reserve(&group.project_id, &charge).await?)
     };
     let row = match st.rt.db.group_snapshot_create(&gs, &members).await {
         Ok(row) => row,

@@ -17,6 +17,7 @@ use super::catalog::{
 use super::context::Ctx;
 use super::listing;
 use super::{ApiError, AppState, Microversion};
+use crate::db::quotas::with_type;
 use crate::db::snapshots::{NewSnapshot, SnapshotRow};
 
 pub fn routes() -> Router<AppState> {
@@ -167,7 +168,10 @@ async fn create(
         .db
         .quota_reserve(
             &volume.project_id,
-            &[("snapshots", 1), ("gigabytes", volume.size)],
+            &with_type(
+                &[("snapshots", 1), ("gigabytes", volume.size)],
+                volume.volume_type_name.as_deref(),
+            ),
         )
         .await?;
     let new = NewSnapshot {

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::catalog::{base_url, json_body, json_bool, member, param, project, Params};
 use super::context::Ctx;
 use super::{ApiError, AppState, Microversion};
+use crate::db::quotas::with_type;
 use crate::db::transfers::TransferRow;
 
 pub fn routes() -> Router<AppState> {
@@ -221,19 +222,17 @@ async fn accept(
         st.rt.db.snapshots_of_volume(&t.volume_id).await?
     };
     let snap_gb: i64 = snapshots.iter().map(|s| s.volume_size).sum();
-    // The acceptor's quota must hold what arrives; the source's is released after.
-    let reservation = st
-        .rt
-        .db
-        .quota_reserve(
-            &to,
-            &[
-                ("volumes", 1),
-                ("gigabytes", volume.size + snap_gb),
-                ("snapshots", snapshots.len() as i64),
-            ],
-        )
-        .await?;
+    // The acceptor's quota must hold what arrives; the source's is released after. The
+    // snapshots are of the volume's type.
+    let moved = with_type(
+        &[
+            ("volumes", 1),
+            ("gigabytes", volume.size + snap_gb),
+            ("snapshots", snapshots.len() as i64),
+        ],
+        volume.volume_type_name.as_deref(),
+    );
+    let reservation = st.rt.db.quota_reserve(&to, &moved).await?;
     if !st.rt.db.transfer_accept(&t, &to, &user).await? {
         let _ = st.rt.db.quota_rollback(&reservation).await;
         return Err(ApiError::NotFound(format!(
@@ -241,17 +240,7 @@ async fn accept(
         )));
     }
     st.rt.db.quota_commit(&reservation).await?;
-    st.rt
-        .db
-        .quota_release(
-            &t.source_project_id,
-            &[
-                ("volumes", 1),
-                ("gigabytes", volume.size + snap_gb),
-                ("snapshots", snapshots.len() as i64),
-            ],
-        )
-        .await?;
+    st.rt.db.quota_release(&t.source_project_id, &moved).await?;
     tracing::info!(transfer_id = %id, volume_id = %t.volume_id, from = %t.source_project_id, to = %to, "volume transferred");
     Ok((
         StatusCode::ACCEPTED,

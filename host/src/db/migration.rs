@@ -184,6 +184,17 @@ impl Db {
         .bind(target_id)
         .execute(&mut *tx)
         .await?;
+        if src.use_quota {
+            // A retype by migration: the volume now counts against its new type.
+            super::quotas::move_type_usage(
+                &mut tx,
+                &src.project_id,
+                src.size,
+                src.volume_type_id.as_deref(),
+                tgt.volume_type_id.as_deref(),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Quotas: limits (`quotas` per project, `quota_classes` per class, the class `default`
-//! overriding the built-in defaults like Cinder's `use_default_quota_class`), usage
-//! (`quota_usages`: `in_use` + `reserved`) and reservations (`reservations`).
+//! overriding the built-in defaults like Cinder's `use_default_quota_class`; `limits.rs`),
+//! usage (`quota_usages`: `in_use` + `reserved`) and reservations (`reservations`), for the
+//! fixed resources and Cinder's per-volume-type ones (`per_type.rs`).
 //!
 //! The enforcement protocol the volume code follows, as in Cinder:
 //! [`Db::quota_reserve`] checks and reserves (one transaction), then on success of the work
@@ -20,7 +21,13 @@ use sqlx::{Any, Row, Transaction};
 use super::{format_time, now, Db, DbError, Engine};
 
 mod error;
+mod limits;
+mod per_type;
 pub use error::QuotaError;
+use limits::{builtin, class_limits, limit_of, overlay, project_limits, upsert_limits};
+use per_type::builtin_with_types;
+pub(crate) use per_type::{move_type_usage, rename_type_resources};
+pub use per_type::{per_type_base, type_resource, with_type, PER_TYPE};
 
 /// Resources and Cinder's default limits (`-1`: unlimited).
 pub const RESOURCES: [(&str, i64); 7] = [
@@ -44,6 +51,30 @@ pub const RESERVATION_EXPIRE: time::Duration = time::Duration::days(1);
 
 pub fn is_resource(name: &str) -> bool {
     RESOURCES.iter().any(|(r, _)| *r == name)
+}
+
+/// A resource a charge or release may name: a built-in one or a per-type one.
+fn is_chargeable(name: &str) -> bool {
+    is_resource(name) || per_type_base(name).is_some()
+}
+
+/// `deltas` by resource in name order, a resource named twice counted once: deltas add up,
+/// except `per_volume_gigabytes` (a size, not an amount), where the largest counts.
+fn merged<S: AsRef<str>>(deltas: &[(S, i64)]) -> Vec<(&str, i64)> {
+    let mut by: BTreeMap<&str, i64> = BTreeMap::new();
+    for (r, d) in deltas {
+        let r = r.as_ref();
+        by.entry(r)
+            .and_modify(|v| {
+                *v = if r == PER_VOLUME {
+                    (*v).max(*d)
+                } else {
+                    *v + d
+                }
+            })
+            .or_insert(*d);
+    }
+    by.into_iter().collect()
 }
 
 /// One resource of a project: its limit and usage.
@@ -77,127 +108,12 @@ pub struct ReservationItem {
     pub delta: i64,
 }
 
-async fn class_limits<'e, E>(ex: E, class: &str) -> Result<BTreeMap<String, i64>, sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
-    let rows = sqlx::query("SELECT resource, hard_limit FROM quota_classes WHERE class_name = $1")
-        .bind(class)
-        .fetch_all(ex)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
-}
-
-async fn project_limits<'e, E>(ex: E, project: &str) -> Result<BTreeMap<String, i64>, sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
-    let rows = sqlx::query("SELECT resource, hard_limit FROM quotas WHERE project_id = $1")
-        .bind(project)
-        .fetch_all(ex)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
-}
-
-/// The limits of quota class `class` and those set for `project`, in one query.
-async fn layered_limits<'e, E>(
-    ex: E,
-    class: &str,
-    project: &str,
-) -> Result<(BTreeMap<String, i64>, BTreeMap<String, i64>), sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
-    let rows = sqlx::query(
-        "SELECT CAST(0 AS BIGINT) AS own, resource, hard_limit FROM quota_classes \
-         WHERE class_name = $1 UNION ALL \
-         SELECT CAST(1 AS BIGINT), resource, hard_limit FROM quotas WHERE project_id = $2",
-    )
-    .bind(class)
-    .bind(project)
-    .fetch_all(ex)
-    .await?;
-    let (mut class, mut own) = (BTreeMap::new(), BTreeMap::new());
-    for r in &rows {
-        let which = if r.try_get::<i64, _>(0)? == 0 {
-            &mut class
-        } else {
-            &mut own
-        };
-        which.insert(r.try_get(1)?, r.try_get(2)?);
-    }
-    Ok((class, own))
-}
-
-/// Built-in defaults overlaid with `overrides`, for known resources only.
-fn overlay(
-    base: &BTreeMap<String, i64>,
-    overrides: &BTreeMap<String, i64>,
-) -> BTreeMap<String, i64> {
-    base.iter()
-        .map(|(k, v)| (k.clone(), overrides.get(k).copied().unwrap_or(*v)))
-        .collect()
-}
-
-fn builtin() -> BTreeMap<String, i64> {
-    RESOURCES.iter().map(|(r, v)| (r.to_string(), *v)).collect()
-}
-
-/// Cinder's per-volume-type resources `<resource>_<type name>`, one set per live volume
-/// type, unlimited (-1) unless a quota class or project says otherwise. Shown and settable;
-/// not enforced by Kiln's reservations.
-pub const PER_TYPE: [&str; 3] = ["volumes", "snapshots", "gigabytes"];
-
-/// The built-in defaults plus the per-type resources of every live volume type.
-async fn builtin_with_types<'e, E>(ex: E) -> Result<BTreeMap<String, i64>, sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
-    let mut limits = builtin();
-    let names = sqlx::query("SELECT name FROM volume_types WHERE NOT deleted")
-        .fetch_all(ex)
-        .await?;
-    for r in &names {
-        let name: String = r.try_get(0)?;
-        for resource in PER_TYPE {
-            limits.insert(format!("{resource}_{name}"), -1);
-        }
-    }
-    Ok(limits)
-}
-
-async fn upsert_limits(
-    tx: &mut Transaction<'_, Any>,
-    table: &str,
-    key_col: &str,
-    key: &str,
-    limits: &BTreeMap<String, i64>,
-) -> Result<(), sqlx::Error> {
-    let ts = now();
-    for (resource, limit) in limits {
-        sqlx::query(&format!(
-            "INSERT INTO {table} ({key_col}, resource, hard_limit, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT ({key_col}, resource) DO UPDATE SET hard_limit = excluded.hard_limit, updated_at = $4"
-        ))
-        .bind(key)
-        .bind(resource)
-        .bind(*limit)
-        .bind(&ts)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
-/// Drop the project's expired reservations (a crashed API never committed them).
+/// Drop the project's expired reservations (a crashed API never committed them); returns
+/// how many.
 async fn expire_reservations(
     tx: &mut Transaction<'_, Any>,
     project: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<usize, sqlx::Error> {
     let expired = sqlx::query("SELECT id FROM reservations WHERE project_id = $1 AND expire < $2")
         .bind(project)
         .bind(now())
@@ -207,6 +123,32 @@ async fn expire_reservations(
         let id: String = r.try_get(0)?;
         unreserve(tx, &id, false).await?;
     }
+    Ok(expired.len())
+}
+
+/// Create the project's usage rows of `resources` that do not exist yet, in one statement.
+async fn ensure_usage_rows(
+    tx: &mut Transaction<'_, Any>,
+    project: &str,
+    resources: &[&str],
+    ts: &str,
+) -> Result<(), sqlx::Error> {
+    if resources.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<String> = (0..resources.len())
+        .map(|i| format!("($1, ${}, 0, 0, $2)", i + 3))
+        .collect();
+    let sql = format!(
+        "INSERT INTO quota_usages (project_id, resource, in_use, reserved, created_at) \
+         VALUES {} ON CONFLICT (project_id, resource) DO NOTHING",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(project).bind(ts);
+    for r in resources {
+        q = q.bind(*r);
+    }
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -275,6 +217,114 @@ async fn unreserve(
     .execute(&mut **tx)
     .await?;
     Ok(true)
+}
+
+/// What a charge is checked against: the default class's and the project's limits, and the
+/// project's usage (`in_use`, `reserved`) of the charged resources.
+struct ChargeState {
+    class: BTreeMap<String, i64>,
+    own: BTreeMap<String, i64>,
+    usage: BTreeMap<String, (i64, i64)>,
+}
+
+/// Read the [`ChargeState`] of `project` for the `counted` resources in one statement. On
+/// PostgreSQL the usage rows are first locked `FOR UPDATE` in resource order by a statement of
+/// their own (a `UNION` cannot lock), so concurrent charges queue instead of both passing.
+async fn charge_state(
+    tx: &mut Transaction<'_, Any>,
+    engine: Engine,
+    project: &str,
+    counted: &[&str],
+) -> Result<ChargeState, sqlx::Error> {
+    let params = |first: usize| -> String {
+        (0..counted.len())
+            .map(|i| format!("${}", i + first))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if engine == Engine::Postgres && !counted.is_empty() {
+        let sql = format!(
+            "SELECT resource FROM quota_usages WHERE project_id = $1 AND resource IN ({}) \
+             ORDER BY resource FOR UPDATE",
+            params(2)
+        );
+        let mut q = sqlx::query(&sql).bind(project);
+        for r in counted {
+            q = q.bind(*r);
+        }
+        q.fetch_all(&mut **tx).await?;
+    }
+    let mut sql = String::from(
+        "SELECT CAST(0 AS BIGINT), resource, hard_limit, CAST(0 AS BIGINT) FROM quota_classes \
+         WHERE class_name = $1 UNION ALL \
+         SELECT CAST(1 AS BIGINT), resource, hard_limit, CAST(0 AS BIGINT) FROM quotas \
+         WHERE project_id = $2",
+    );
+    if !counted.is_empty() {
+        sql.push_str(&format!(
+            " UNION ALL SELECT CAST(2 AS BIGINT), resource, in_use, reserved FROM quota_usages \
+             WHERE project_id = $2 AND resource IN ({})",
+            params(3)
+        ));
+    }
+    let mut q = sqlx::query(&sql).bind(DEFAULT_CLASS).bind(project);
+    for r in counted {
+        q = q.bind(*r);
+    }
+    let mut state = ChargeState {
+        class: BTreeMap::new(),
+        own: BTreeMap::new(),
+        usage: BTreeMap::new(),
+    };
+    for row in q.fetch_all(&mut **tx).await? {
+        let (source, resource): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+        let (a, b): (i64, i64) = (row.try_get(2)?, row.try_get(3)?);
+        match source {
+            0 => {
+                state.class.insert(resource, a);
+            }
+            1 => {
+                state.own.insert(resource, a);
+            }
+            _ => {
+                state.usage.insert(resource, (a, b));
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// Refuse `sorted` (merged deltas) when one passes its limit: a positive delta when
+/// `in_use + reserved + delta` would pass a limit other than -1; `per_volume_gigabytes` when
+/// the size itself does.
+fn check(sorted: &[(&str, i64)], state: &ChargeState) -> Result<(), QuotaError> {
+    for (resource, delta) in sorted {
+        let limit = limit_of(resource, &state.class, &state.own);
+        if *resource == PER_VOLUME {
+            if limit >= 0 && *delta > limit {
+                return Err(QuotaError::OverLimit {
+                    resource: PER_VOLUME.into(),
+                    requested: *delta,
+                    used: 0,
+                    limit,
+                });
+            }
+            continue;
+        }
+        let (in_use, reserved) = *state.usage.get(*resource).ok_or_else(|| {
+            DbError::Query(sqlx::Error::RowNotFound) // inserted by the charge's first statement
+        })?;
+        let used = in_use + reserved;
+        if limit >= 0 && *delta > 0 && used + delta > limit {
+            return Err(QuotaError::OverLimit {
+                resource: resource.to_string(),
+                requested: *delta,
+                used,
+                limit,
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Db {
@@ -371,10 +421,10 @@ impl Db {
     /// Check `deltas` against the project's limits and reserve them, atomically. A positive
     /// delta fails when `in_use + reserved + delta` would pass a limit other than -1;
     /// `per_volume_gigabytes` checks the delta itself (a size) and reserves nothing.
-    pub async fn quota_reserve(
+    pub async fn quota_reserve<S: AsRef<str>>(
         &self,
         project: &str,
-        deltas: &[(&str, i64)],
+        deltas: &[(S, i64)],
     ) -> Result<Reservation, QuotaError> {
         let mut tx = self.writer().begin().await.map_err(DbError::from)?;
         let items = self
@@ -387,19 +437,33 @@ impl Db {
         })
     }
 
+    /// Would [`Db::quota_reserve`] accept `deltas`? The same check, holding nothing (the
+    /// transaction is rolled back) — for work that charges its usage later without a check of
+    /// its own (a retype moves usage between types when it is done).
+    pub async fn quota_check<S: AsRef<str>>(
+        &self,
+        project: &str,
+        deltas: &[(S, i64)],
+    ) -> Result<(), QuotaError> {
+        let mut tx = self.writer().begin().await.map_err(DbError::from)?;
+        self.quota_charge(&mut tx, project, deltas, Hold::Reserve)
+            .await?;
+        tx.rollback().await.map_err(DbError::from)?;
+        Ok(())
+    }
+
     /// Check `deltas` as [`Db::quota_reserve`] does and hold them in `tx`: as reservations
     /// (returned, for a later commit or rollback), or, when the work is the rest of the same
     /// transaction (a row inserted by the API), straight into `in_use`.
-    pub(crate) async fn quota_charge(
+    pub(crate) async fn quota_charge<S: AsRef<str>>(
         &self,
         tx: &mut Transaction<'_, Any>,
         project: &str,
-        deltas: &[(&str, i64)],
+        deltas: &[(S, i64)],
         hold: Hold,
     ) -> Result<Vec<ReservationItem>, QuotaError> {
-        let mut sorted: Vec<(&str, i64)> = deltas.to_vec();
-        sorted.sort_by(|a, b| a.0.cmp(b.0));
-        if let Some((bad, _)) = sorted.iter().find(|(r, _)| !is_resource(r)) {
+        let sorted = merged(deltas);
+        if let Some((bad, _)) = sorted.iter().find(|(r, _)| !is_chargeable(r)) {
             return Err(QuotaError::UnknownResource(format!("['{bad}']")));
         }
         let ts = now();
@@ -411,78 +475,36 @@ impl Db {
         // One statement per step, however many resources: on SQLite each statement is a
         // round trip to the single writer connection, which every create queues for.
         // Writes first (SQLite: take the write lock before reading).
-        if !counted.is_empty() {
-            let rows: Vec<String> = (0..counted.len())
-                .map(|i| format!("($1, ${}, 0, 0, $2)", i + 3))
-                .collect();
-            let sql = format!(
-                "INSERT INTO quota_usages (project_id, resource, in_use, reserved, created_at) \
-                 VALUES {} ON CONFLICT (project_id, resource) DO NOTHING",
-                rows.join(", ")
-            );
-            let mut q = sqlx::query(&sql).bind(project).bind(&ts);
-            for r in &counted {
-                q = q.bind(*r);
-            }
-            q.execute(&mut **tx).await.map_err(DbError::from)?;
-        }
-        expire_reservations(tx, project)
+        ensure_usage_rows(tx, project, &counted, &ts)
             .await
             .map_err(DbError::from)?;
-        let lock = if self.engine() == Engine::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
-        let (class, own) = layered_limits(&mut **tx, DEFAULT_CLASS, project)
+        let state = charge_state(tx, self.engine(), project, &counted)
             .await
             .map_err(DbError::from)?;
-        let limits = overlay(&overlay(&builtin(), &class), &own);
-        let mut usage: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-        if !counted.is_empty() {
-            let params: Vec<String> = (0..counted.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT resource, in_use, reserved FROM quota_usages \
-                 WHERE project_id = $1 AND resource IN ({}){lock}",
-                params.join(", ")
-            );
-            let mut q = sqlx::query(&sql).bind(project);
-            for r in &counted {
-                q = q.bind(*r);
+        match check(&sorted, &state) {
+            Ok(()) => {}
+            // Reservations a crashed process never settled hold quota until they expire: give
+            // the expired ones back and look again before refusing (Cinder expires them from
+            // a periodic task). Only a refusal pays for the look.
+            Err(QuotaError::OverLimit { .. })
+                if expire_reservations(tx, project)
+                    .await
+                    .map_err(DbError::from)?
+                    > 0 =>
+            {
+                let state = charge_state(tx, self.engine(), project, &counted)
+                    .await
+                    .map_err(DbError::from)?;
+                check(&sorted, &state)?;
             }
-            for row in q.fetch_all(&mut **tx).await.map_err(DbError::from)? {
-                let r = |i| row.try_get::<i64, _>(i).map_err(DbError::from);
-                let resource: String = row.try_get(0).map_err(DbError::from)?;
-                usage.insert(resource, (r(1)?, r(2)?));
-            }
+            Err(refused) => return Err(refused),
         }
         let mut items = Vec::new();
         let mut consumed: Vec<(&str, i64)> = Vec::new();
         let expire = format_time(time::OffsetDateTime::now_utc() + RESERVATION_EXPIRE);
         for (resource, delta) in &sorted {
-            let limit = limits[*resource];
             if *resource == PER_VOLUME {
-                if limit >= 0 && *delta > limit {
-                    return Err(QuotaError::OverLimit {
-                        resource: PER_VOLUME.into(),
-                        requested: *delta,
-                        used: 0,
-                        limit,
-                    });
-                }
-                continue;
-            }
-            let (in_use, reserved) = *usage.get(*resource).ok_or_else(|| {
-                DbError::Query(sqlx::Error::RowNotFound) // inserted above in this transaction
-            })?;
-            let used = in_use + reserved;
-            if limit >= 0 && *delta > 0 && used + delta > limit {
-                return Err(QuotaError::OverLimit {
-                    resource: resource.to_string(),
-                    requested: *delta,
-                    used,
-                    limit,
-                });
+                continue; // a size, checked above; nothing to hold
             }
             if hold == Hold::Consume {
                 consumed.push((*resource, *delta));
@@ -536,25 +558,26 @@ impl Db {
 
     /// A resource was deleted: subtract `amounts` (positive numbers, e.g.
     /// `[("volumes", 1), ("gigabytes", 5)]`) from `in_use`, never below zero.
-    pub async fn quota_release(
+    pub async fn quota_release<S: AsRef<str>>(
         &self,
         project: &str,
-        amounts: &[(&str, i64)],
+        amounts: &[(S, i64)],
     ) -> Result<(), QuotaError> {
+        let amounts = merged(amounts);
         if let Some((bad, _)) = amounts
             .iter()
-            .find(|(r, _)| !is_resource(r) || *r == PER_VOLUME)
+            .find(|(r, _)| !is_chargeable(r) || *r == PER_VOLUME)
         {
             return Err(QuotaError::UnknownResource(format!("['{bad}']")));
         }
-        let mut tx = self.writer().begin().await.map_err(DbError::from)?;
-        for (resource, amount) in amounts {
-            sqlx::query("UPDATE quota_usages SET in_use = CASE WHEN in_use - $1 < 0 THEN 0 ELSE in_use - $1 END, updated_at = $2 WHERE project_id = $3 AND resource = $4")
-                .bind(*amount).bind(now()).bind(project).bind(*resource)
-                .execute(&mut *tx)
-                .await
-                .map_err(DbError::from)?;
+        if amounts.is_empty() {
+            return Ok(());
         }
+        let negated: Vec<(&str, i64)> = amounts.iter().map(|(r, a)| (*r, -a)).collect();
+        let mut tx = self.writer().begin().await.map_err(DbError::from)?;
+        consume(&mut tx, project, &negated, &now())
+            .await
+            .map_err(DbError::from)?;
         tx.commit().await.map_err(DbError::from)?;
         Ok(())
     }

@@ -200,7 +200,8 @@ impl Db {
         Ok(types)
     }
 
-    /// Change name, description and/or visibility.
+    /// Change name, description and/or visibility. A rename renames the type's per-type quota
+    /// resources (`volumes_<name>`, ...) in the same transaction.
     pub async fn volume_type_update(
         &self,
         id: &str,
@@ -212,9 +213,10 @@ impl Db {
         if current.is_default() && name.is_some_and(|n| n != current.name) {
             return Err(TypeError::RenameDefault);
         }
+        let mut tx = self.writer().begin().await.map_err(DbError::from)?;
         let done = sqlx::query("UPDATE volume_types SET name = COALESCE($1, name), description = COALESCE($2, description), is_public = COALESCE($3, is_public), updated_at = $4 WHERE id = $5 AND NOT deleted")
             .bind(name).bind(description).bind(is_public).bind(now()).bind(id)
-            .execute(self.writer())
+            .execute(&mut *tx)
             .await;
         match done {
             Err(e) if is_unique_violation(&e) => {
@@ -224,7 +226,25 @@ impl Db {
             Ok(d) if d.rows_affected() == 0 => return Err(not_found(id).into()),
             Ok(_) => {}
         }
+        if let Some(new_name) = name {
+            // The type's per-type quota resources are named after it.
+            super::quotas::rename_type_resources(&mut tx, &current.name, new_name)
+                .await
+                .map_err(DbError::from)?;
+        }
+        tx.commit().await.map_err(DbError::from)?;
         Ok(self.volume_type_get(id).await?)
+    }
+
+    /// The name of type `id` (deleted or not), for charging quota to it; `None` for no type or
+    /// an id that names none.
+    pub async fn volume_type_name(&self, id: Option<&str>) -> Result<Option<String>, DbError> {
+        let Some(id) = id else { return Ok(None) };
+        let row = sqlx::query("SELECT name FROM volume_types WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     /// Is any live volume of this type?

@@ -113,10 +113,10 @@ impl Db {
     /// inserted; inserted, the usage is already counted. The API's create path — one
     /// transaction where reserve, insert and commit took three — and the row comes back
     /// without a read (its `volume_type_name` unset: the caller has the type).
-    pub async fn volume_create_charged(
+    pub async fn volume_create_charged<S: AsRef<str>>(
         &self,
         v: &NewVolume,
-        quota: &[(&str, i64)],
+        quota: &[(S, i64)],
     ) -> Result<VolumeRow, QuotaError> {
         let mut tx = self.writer().begin().await.map_err(DbError::from)?;
         self.quota_charge(&mut tx, &v.project_id, quota, Hold::Consume)

@@ -325,13 +325,16 @@ impl Db {
         Ok(())
     }
 
-    /// A retype without migration is done: the new type, back to `status`.
+    /// A retype without migration is done: the new type, back to `status`; the volume's count
+    /// and size move to the new type's quota resources in the same transaction.
     pub async fn volume_retyped(
         &self,
         id: &str,
         type_id: &str,
         status: &str,
     ) -> Result<(), DbError> {
+        let before = self.volume_get(id).await?;
+        let mut tx = self.writer().begin().await?;
         let done = sqlx::query(
             "UPDATE volumes SET volume_type_id = $1, status = $2, updated_at = $3 WHERE id = $4 AND NOT deleted",
         )
@@ -339,11 +342,22 @@ impl Db {
         .bind(status)
         .bind(now())
         .bind(id)
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(DbError::NotFound(format!("Volume {id}")));
         }
+        if before.use_quota {
+            super::quotas::move_type_usage(
+                &mut tx,
+                &before.project_id,
+                before.size,
+                before.volume_type_id.as_deref(),
+                Some(type_id),
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

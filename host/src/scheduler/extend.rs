@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use super::placement::{self, RequestSpec, RetryInfo};
 use super::SchedulerManager;
+use crate::db::quotas::with_type;
 use crate::db::user_messages::NewMessage;
 use crate::plugins::Explain;
 use crate::rpc::{RemoteError, RequestContext};
@@ -115,9 +116,19 @@ impl SchedulerManager {
         };
         if let Some(why) = refusal {
             warn!(volume_id = %spec.volume_id, reason = %why, "extend refused");
+            let type_name = self
+                .rt
+                .db
+                .volume_get(&spec.volume_id)
+                .await
+                .map_err(handler_error)?
+                .volume_type_name;
             self.rt
                 .db
-                .quota_release(&spec.project_id, &[("gigabytes", growth as i64)])
+                .quota_release(
+                    &spec.project_id,
+                    &with_type(&[("gigabytes", growth as i64)], type_name.as_deref()),
+                )
                 .await
                 .map_err(handler_error)?;
             self.rt

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::VolumeManager;
+use crate::db::quotas::with_type;
 use crate::db::user_messages::NewMessage;
 use crate::db::volumes::VolumeRow;
 use crate::drivers::{DriverError, VolumeRef};
@@ -172,7 +173,10 @@ impl VolumeManager {
                 let growth = new_size as i64 - row.size;
                 self.rt
                     .db
-                    .quota_release(&row.project_id, &[("gigabytes", growth)])
+                    .quota_release(
+                        &row.project_id,
+                        &with_type(&[("gigabytes", growth)], row.volume_type_name.as_deref()),
+                    )
                     .await
                     .map_err(handler_error)?;
                 // An attached volume stays usable at its old size; a detached one is marked
@@ -267,7 +271,13 @@ impl VolumeManager {
         if row.use_quota {
             self.rt
                 .db
-                .quota_release(&row.project_id, &[("volumes", 1), ("gigabytes", row.size)])
+                .quota_release(
+                    &row.project_id,
+                    &with_type(
+                        &[("volumes", 1), ("gigabytes", row.size)],
+                        row.volume_type_name.as_deref(),
+                    ),
+                )
                 .await
                 .map_err(handler_error)?;
         }

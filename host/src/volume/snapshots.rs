@@ -7,6 +7,7 @@ use tracing::{info, warn};
 
 use super::flows::{handler_error, volume_ref};
 use super::VolumeManager;
+use crate::db::quotas::with_type;
 use crate::db::snapshots::SnapshotRow;
 use crate::db::user_messages::NewMessage;
 use crate::db::DbError;
@@ -107,11 +108,20 @@ impl VolumeManager {
             .await
             .map_err(|e| e.to_string())?;
         if row.use_quota {
+            let type_name = self
+                .rt
+                .db
+                .volume_type_name(row.volume_type_id.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
             self.rt
                 .db
                 .quota_release(
                     &row.project_id,
-                    &[("snapshots", 1), ("gigabytes", row.volume_size)],
+                    &with_type(
+                        &[("snapshots", 1), ("gigabytes", row.volume_size)],
+                        type_name.as_deref(),
+                    ),
                 )
                 .await
                 .map_err(|e| e.to_string())?;

@@ -16,6 +16,7 @@ use crate::api::context::Ctx;
 use crate::api::microversion::require;
 use crate::api::{ApiError, AppState, Microversion};
 use crate::db::groups::{GroupRow, NewGroup};
+use crate::db::quotas::with_type;
 use crate::db::volumes::NewVolume;
 use crate::scheduler::placement::{CreateArgs, RequestSpec, TypeSpec};
 
@@ -316,11 +317,14 @@ async fn create_member(
         .db
         .quota_reserve(
             &new.project_id,
-            &[
-                ("volumes", 1),
-                ("gigabytes", m.size),
-                ("per_volume_gigabytes", m.size),
-            ],
+            &with_type(
+                &[
+                    ("volumes", 1),
+                    ("gigabytes", m.size),
+                    ("per_volume_gigabytes", m.size),
+                ],
+                Some(&t.name),
+            ),
         )
         .await?;
     let row = match st.rt.db.volume_create(&new).await {

@@ -20,6 +20,7 @@ use serde_json::Value;
 use super::context::Ctx;
 use super::microversion::Microversion;
 use super::{ApiError, AppState};
+use crate::db::quotas::with_type;
 use crate::db::volumes::{migration_active, VolumeRow};
 use crate::rpc::RequestContext;
 use crate::scheduler::extend::ExtendArgs;
@@ -132,7 +133,10 @@ async fn extend(
         .db
         .quota_reserve(
             &row.project_id,
-            &[("gigabytes", growth), ("per_volume_gigabytes", new_size)],
+            &with_type(
+                &[("gigabytes", growth), ("per_volume_gigabytes", new_size)],
+                row.volume_type_name.as_deref(),
+            ),
         )
         .await?;
     st.rt.db.quota_commit(&reservation).await?;
@@ -140,7 +144,10 @@ async fn extend(
         let _ = st
             .rt
             .db
-            .quota_release(&row.project_id, &[("gigabytes", growth)])
+            .quota_release(
+                &row.project_id,
+                &with_type(&[("gigabytes", growth)], row.volume_type_name.as_deref()),
+            )
             .await;
     };
     if !st

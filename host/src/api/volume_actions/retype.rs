@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::{accepted, bad};
 use crate::api::{ApiError, AppState};
+use crate::db::quotas::type_resource;
 use crate::db::volumes::VolumeRow;
 use crate::rpc::RequestContext;
 use crate::scheduler::placement::{RequestSpec, TypeSpec};
@@ -59,6 +60,20 @@ pub async fn retype(
             "Invalid volume type: New volume type is the same as the original: {}.",
             vtype.name
         )));
+    }
+    if row.use_quota {
+        // Cinder reserves the volume against the new type's own quotas; Kiln checks them now
+        // and moves the volume's count and size between the types when the retype is done.
+        st.rt
+            .db
+            .quota_check(
+                &row.project_id,
+                &[
+                    (type_resource("volumes", &vtype.name), 1),
+                    (type_resource("gigabytes", &vtype.name), row.size),
+                ],
+            )
+            .await?;
     }
     let pool = row.host.clone().ok_or_else(|| {
         ApiError::BadRequest(format!(

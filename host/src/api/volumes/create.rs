@@ -15,6 +15,7 @@ use super::project_of;
 use super::view::{base_url, DetailView};
 use crate::api::context::Ctx;
 use crate::api::{ApiError, AppState};
+use crate::db::quotas::with_type;
 use crate::db::volumes::NewVolume;
 use crate::scheduler::placement::{CreateArgs, RequestSpec};
 
@@ -249,11 +250,14 @@ pub async fn create(
         .db
         .volume_create_charged(
             &new,
-            &[
-                ("volumes", 1),
-                ("gigabytes", size),
-                ("per_volume_gigabytes", size),
-            ],
+            &with_type(
+                &[
+                    ("volumes", 1),
+                    ("gigabytes", size),
+                    ("per_volume_gigabytes", size),
+                ],
+                Some(&vtype.name),
+            ),
         )
         .await?;
     row.volume_type_name = Some(vtype.name.clone());

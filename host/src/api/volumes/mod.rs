@@ -19,6 +19,7 @@ use super::context::Ctx;
 use super::listing::{self, Params};
 use super::Microversion;
 use super::{ApiError, AppState};
+use crate::db::quotas::with_type;
 use crate::db::volumes::VolumeRow;
 use crate::rpc::RequestContext;
 use view::{base_url, detail_view, DetailView, SummaryView, Viewer};
@@ -378,7 +379,13 @@ pub(crate) async fn delete_row(
             st.rt.db.volume_destroy(id).await?;
             st.rt
                 .db
-                .quota_release(&row.project_id, &[("volumes", 1), ("gigabytes", row.size)])
+                .quota_release(
+                    &row.project_id,
+                    &with_type(
+                        &[("volumes", 1), ("gigabytes", row.size)],
+                        row.volume_type_name.as_deref(),
+                    ),
+                )
                 .await?;
         }
         Some(host) => {
