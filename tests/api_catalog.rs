@@ -1,5 +1,6 @@
 //! The catalog API end to end against a real `kiln all-in-one` process, on SQLite and on
-//! PostgreSQL: volume types (CRUD, extra specs, access, default type), QoS specs, quotas and
+//! PostgreSQL: volume types (CRUD, extra specs, access, default type, per-project default
+//! types), QoS specs, quotas and
 //! quota classes, limits, availability zones, extensions, user messages, Cinder's error
 //! bodies, and the database's JSON pages of volumes. Also quota reservations racing on
 //! PostgreSQL (`SELECT … FOR UPDATE`), and the real `openstack` CLI (skipped only when pip
@@ -14,6 +15,8 @@ use kiln::db::{Db, DbOptions};
 use kiln_integration_tests::process::{self as p, Kiln};
 use serde_json::{json, Value};
 
+#[path = "api_catalog/default_types.rs"]
+mod default_types;
 #[path = "api_catalog/qos.rs"]
 mod qos;
 #[path = "api_catalog/types.rs"]
@@ -21,6 +24,7 @@ mod types;
 #[path = "api_catalog/volume_pages.rs"]
 mod volume_pages;
 
+use default_types::default_types;
 use qos::qos;
 use types::types;
 use volume_pages::volume_pages;
@@ -351,6 +355,7 @@ async fn suite(listen: &str, aio: &Kiln, db_url: &str) {
     api.wait_ready(aio).await;
     let db = Db::connect(db_url, &DbOptions::default()).await.unwrap();
     types(&api).await;
+    default_types(&api).await;
     qos(&api).await;
     quotas_and_limits(&api).await;
     zones_extensions_errors(&api).await;
@@ -429,6 +434,6 @@ async fn quota_reservations_are_serialised_on_postgres() {
         0
     );
     // The default type and resolve work on PostgreSQL too.
-    let t = a.volume_type_resolve(None).await.unwrap();
+    let t = a.volume_type_resolve("p", None).await.unwrap();
     assert_eq!(t.name, "__DEFAULT__");
 }

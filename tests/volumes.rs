@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kiln_integration_tests::cloud::{block_on, http, Cloud};
+use kiln_integration_tests::cloud::{block_on, http, http_v, Cloud};
 use kiln_integration_tests::process as p;
 use serde_json::json;
 
@@ -524,4 +524,36 @@ fn per_volume_type_quotas_are_enforced_and_follow_retypes() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(usage(), (1, 4, 0, 1));
+}
+
+/// A project's default volume type (`/default-types`, 3.62) is what a create that names no
+/// type gets; other projects keep `__DEFAULT__`.
+#[test]
+fn a_projects_default_type_is_used_when_a_create_names_none() {
+    let cloud = Cloud::start("host = \"node1\"\n");
+    let root = cloud.api.clone();
+    let (status, body) = http(
+        "POST",
+        &format!("{root}/types"),
+        Some(json!({"volume_type": {"name": "gold"}})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_v(
+        "PUT",
+        &format!("{root}/default-types/demo"),
+        Some(json!({"default_type": {"volume_type": "gold"}})),
+        "3.62",
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = cloud.create(json!({"volume": {"size": 1}}));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["volume"]["volume_type"], "gold");
+    let id = body["volume"]["id"].as_str().unwrap().to_string();
+    assert_eq!(cloud.settle(&id)["volume_type"], "gold");
+    let (status, body) = cloud.create(json!({"volume": {"size": 1, "volume_type": "__DEFAULT__"}}));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        body["volume"]["volume_type"], "__DEFAULT__",
+        "a named type wins"
+    );
 }

@@ -1,5 +1,6 @@
 //! The catalog part of the v3 API, mounted by `v3_routes()` with one `.merge`: volume types
-//! (`types.rs`) and their encryption (`encryption.rs`), QoS specs (`qos.rs`), quotas and quota classes (`quotas.rs`), limits
+//! (`types.rs`), their encryption (`encryption.rs`) and per-project defaults
+//! (`default_types.rs`), QoS specs (`qos.rs`), quotas and quota classes (`quotas.rs`), limits
 //! (`limits.rs`), availability zones (`zones.rs`), extensions (`extensions.rs`) and user
 //! messages (`messages.rs`). Also the small helpers those handlers share: Cinder-style
 //! JSON body errors, path parameters that work with and without `{project_id}`, admin
@@ -13,11 +14,14 @@ use axum::Router;
 
 use super::context::Ctx;
 use super::error::ApiError;
-use super::{encryption, extensions, limits, messages, qos, quotas, types, zones, AppState};
+use super::{
+    default_types, encryption, extensions, limits, messages, qos, quotas, types, zones, AppState,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(types::routes())
+        .merge(default_types::routes())
         .merge(encryption::routes())
         .merge(qos::routes())
         .merge(quotas::routes())

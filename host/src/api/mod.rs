@@ -7,6 +7,7 @@ mod auth;
 mod backend_drivers;
 mod catalog;
 mod context;
+mod default_types;
 mod encryption;
 mod error;
 mod extensions;

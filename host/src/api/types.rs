@@ -60,6 +60,7 @@ impl From<TypeError> for ApiError {
             TypeError::InUse
             | TypeError::SpecsInUse
             | TypeError::DeleteDefault
+            | TypeError::ProjectDefault(_)
             | TypeError::RenameDefault
             | TypeError::PublicAccess => ApiError::BadRequest(e.to_string()),
         }
@@ -100,7 +101,7 @@ fn full_view(ctx: &Ctx, t: &VolumeTypeRow) -> Value {
 /// The type `id_or_name` names (`default`: the default type) if the caller may see it.
 async fn visible_type(state: &AppState, ctx: &Ctx, id: &str) -> Result<VolumeTypeRow, ApiError> {
     let t = if id == "default" {
-        state.rt.db.volume_type_resolve(None).await?
+        state.rt.db.volume_type_resolve(project(ctx), None).await?
     } else {
         state.rt.db.volume_type_get_by_name_or_id(id).await?
     };

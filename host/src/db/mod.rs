@@ -10,6 +10,7 @@
 
 pub mod attachments;
 pub mod backend_drivers;
+pub mod default_types;
 pub mod encryption;
 pub mod group_snapshots;
 pub mod group_types;

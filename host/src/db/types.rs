@@ -47,6 +47,9 @@ pub enum TypeError {
     SpecsInUse,
     #[error("Default volume type can not be deleted.")]
     DeleteDefault,
+    /// The type is some project's default (`/default-types`).
+    #[error("The volume type {0} is a default volume type and cannot be deleted.")]
+    ProjectDefault(String),
     #[error("The default volume type {DEFAULT_TYPE_NAME} cannot be renamed.")]
     RenameDefault,
     #[error("Volume Type {type_id} has no extra specs with key {key}.")]
@@ -152,13 +155,21 @@ impl Db {
         Ok(t)
     }
 
-    /// The type a new volume gets: `name_or_id` when given, else the default type.
+    /// The type a new volume of `project` gets: `name_or_id` when given, else the project's
+    /// default type (`/default-types`), else the type named [`DEFAULT_TYPE_NAME`] (Cinder's
+    /// `get_default_volume_type`).
     pub async fn volume_type_resolve(
         &self,
+        project: &str,
         name_or_id: Option<&str>,
     ) -> Result<VolumeTypeRow, DbError> {
-        self.volume_type_get_by_name_or_id(name_or_id.unwrap_or(DEFAULT_TYPE_NAME))
-            .await
+        if let Some(name_or_id) = name_or_id {
+            return self.volume_type_get_by_name_or_id(name_or_id).await;
+        }
+        match self.default_type_get(project).await? {
+            Some(d) => self.volume_type_get(&d.volume_type_id).await,
+            None => self.volume_type_get_by_name_or_id(DEFAULT_TYPE_NAME).await,
+        }
     }
 
     /// Live types, ordered by name.
@@ -258,12 +269,12 @@ impl Db {
         Ok(n > 0)
     }
 
-    /// Soft-delete a type: refused for the default type and while volumes or live groups use
-    /// it. One
-    /// compare-and-swap statement, so a check cannot go stale before the write.
+    /// Soft-delete a type: refused for the default type, a project's default type and while
+    /// volumes or live groups use it. One compare-and-swap statement, so a check cannot go
+    /// stale before the write.
     pub async fn volume_type_delete(&self, id: &str) -> Result<(), TypeError> {
         let ts = now();
-        let done = sqlx::query("UPDATE volume_types SET deleted = $1, deleted_at = $2, updated_at = $2 WHERE id = $3 AND NOT deleted AND name <> $4 AND NOT EXISTS (SELECT 1 FROM volumes v WHERE v.volume_type_id = $3 AND NOT v.deleted) AND NOT EXISTS (SELECT 1 FROM group_volume_types m JOIN volume_groups g ON g.id = m.group_id WHERE m.volume_type_id = $3 AND NOT g.deleted)")
+        let done = sqlx::query("UPDATE volume_types SET deleted = $1, deleted_at = $2, updated_at = $2 WHERE id = $3 AND NOT deleted AND name <> $4 AND NOT EXISTS (SELECT 1 FROM volumes v WHERE v.volume_type_id = $3 AND NOT v.deleted) AND NOT EXISTS (SELECT 1 FROM group_volume_types m JOIN volume_groups g ON g.id = m.group_id WHERE m.volume_type_id = $3 AND NOT g.deleted) AND NOT EXISTS (SELECT 1 FROM default_volume_types d WHERE d.volume_type_id = $3)")
             .bind(true).bind(&ts).bind(id).bind(DEFAULT_TYPE_NAME)
             .execute(self.writer())
             .await
@@ -272,8 +283,17 @@ impl Db {
             return Ok(());
         }
         let t = self.volume_type_get(id).await?;
+        let project_default: bool =
+            sqlx::query("SELECT 1 FROM default_volume_types WHERE volume_type_id = $1")
+                .bind(id)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(DbError::from)?
+                .is_some();
         if t.is_default() {
             Err(TypeError::DeleteDefault)
+        } else if project_default {
+            Err(TypeError::ProjectDefault(id.to_string()))
         } else {
             Err(TypeError::InUse)
         }

@@ -145,7 +145,7 @@ mod tests {
             ("per_volume_gigabytes", 3),
         ];
         let mut typed = new_volume("a", 3);
-        typed.volume_type_id = Some(db.volume_type_resolve(None).await.unwrap().id);
+        typed.volume_type_id = Some(db.volume_type_resolve("p1", None).await.unwrap().id);
         typed.multiattach = true;
         let mut made = db.volume_create_charged(&typed, &charge).await.unwrap();
         let stored = db.volume_get("a").await.unwrap();

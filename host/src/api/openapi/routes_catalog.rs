@@ -1,5 +1,5 @@
 //! The documented routes of the catalog (`catalog.rs`): volume types with extra specs and
-//! access, QoS specs, quota sets and classes, limits, availability zones, extensions and user
+//! access, per-project default types, QoS specs, quota sets and classes, limits, availability zones, extensions and user
 //! messages. One entry per route and method (see `routes_volumes.rs`).
 
 use super::op::{q, Op, Query};
@@ -42,6 +42,25 @@ pub const OPS: &[Op] = &[
     .body("StringMap")
     .ok(200, "StringMap"),
     Op::delete("/types/{id}/extra_specs/{key}", "Delete one extra spec").empty(202),
+    // Per-project default types (`default_types.rs`, 3.62, admin).
+    Op::get("/default-types", "List every project's default volume type")
+        .ok(200, "DefaultTypeList"),
+    Op::get(
+        "/default-types/{target}",
+        "Show a project's default volume type",
+    )
+    .ok(200, "DefaultTypeResponse"),
+    Op::put(
+        "/default-types/{target}",
+        "Set or replace a project's default volume type",
+    )
+    .body("DefaultTypeSetRequest")
+    .ok(200, "DefaultTypeResponse"),
+    Op::delete(
+        "/default-types/{target}",
+        "Unset a project's default volume type",
+    )
+    .empty(204),
     Op::get(
         "/types/{id}/os-volume-type-access",
         "List the projects granted a private type",

@@ -25,7 +25,9 @@ fn quota_set(id_about: &str) -> Value {
             "description": "The limit, or with ?usage=true {limit, in_use, reserved}.",
         });
     }
-    json!({ "type": "object", "properties": properties })
+    json!({ "type": "object", "properties": properties,
+            "additionalProperties": { "description": "Per-volume-type resources \
+            (volumes_<type>, snapshots_<type>, gigabytes_<type>), in the same form." } })
 }
 
 fn quota_update(key: &str) -> Value {
@@ -34,6 +36,8 @@ fn quota_update(key: &str) -> Value {
         properties[resource] = quota_value();
     }
     let mut inner = json!({ "type": "object", "properties": properties });
+    // Cinder's per-volume-type resources of live types.
+    inner["patternProperties"] = json!({ "^(volumes|snapshots|gigabytes)_.+$": quota_value() });
     inner["additionalProperties"] = json!(false);
     envelope(key, inner)
 }
@@ -50,6 +54,14 @@ fn volume_type() -> Value {
             "qos_specs_id": nullable_string("Admins only."),
         }),
         &["id", "name"],
+    )
+}
+
+fn default_type() -> Value {
+    object(
+        json!({ "project_id": string("The project."),
+                "volume_type_id": string("Its default volume type.") }),
+        &["project_id", "volume_type_id"],
     )
 }
 
@@ -160,6 +172,24 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("QuotaSet", quota_set("The project.")),
         ("QuotaSetResponse", envelope("quota_set", r("QuotaSet"))),
         ("QuotaSetUpdateRequest", quota_update("quota_set")),
+        (
+            "DefaultTypeResponse",
+            envelope("default_type", default_type()),
+        ),
+        (
+            "DefaultTypeList",
+            envelope("default_types", array(default_type())),
+        ),
+        (
+            "DefaultTypeSetRequest",
+            envelope(
+                "default_type",
+                object(
+                    json!({ "volume_type": string("Name or id of a live volume type.") }),
+                    &["volume_type"],
+                ),
+            ),
+        ),
         (
             "QuotaClassSetResponse",
             envelope("quota_class_set", quota_set("The class.")),

@@ -43,7 +43,7 @@ pub async fn retype(
     let vtype = st
         .rt
         .db
-        .volume_type_resolve(Some(new_type))
+        .volume_type_resolve(&row.project_id, Some(new_type))
         .await
         .map_err(|_| not_found())?;
     if !ctx.is_admin

@@ -180,7 +180,7 @@ pub async fn create(
     let vtype = st
         .rt
         .db
-        .volume_type_resolve(type_ref.as_deref())
+        .volume_type_resolve(&project, type_ref.as_deref())
         .await
         .map_err(|_| {
             ApiError::NotFound(format!(

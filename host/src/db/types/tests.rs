@@ -11,7 +11,7 @@ fn specs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
 #[tokio::test]
 async fn default_type_exists_resolves_and_cannot_be_deleted_or_renamed() {
     let (db, _dir) = testing::sqlite().await;
-    let d = db.volume_type_resolve(None).await.unwrap();
+    let d = db.volume_type_resolve("p", None).await.unwrap();
     assert_eq!(d.name, DEFAULT_TYPE_NAME);
     assert!(d.is_public);
     assert!(matches!(
@@ -43,15 +43,15 @@ async fn create_resolve_by_name_or_id_with_specs_and_unique_live_names() {
         )
         .await
         .unwrap();
-    let by_name = db.volume_type_resolve(Some("gold")).await.unwrap();
-    let by_id = db.volume_type_resolve(Some(&t.id)).await.unwrap();
+    let by_name = db.volume_type_resolve("p", Some("gold")).await.unwrap();
+    let by_id = db.volume_type_resolve("p", Some(&t.id)).await.unwrap();
     assert_eq!(by_name, by_id);
     assert_eq!(by_id.extra_specs["volume_backend_name"], "lvm");
     assert!(matches!(
         db.volume_type_create("gold", None, true, &BTreeMap::new()).await,
         Err(TypeError::Exists(n)) if n == "gold"
     ));
-    let missing = db.volume_type_resolve(Some("nope")).await.unwrap_err();
+    let missing = db.volume_type_resolve("p", Some("nope")).await.unwrap_err();
     assert!(matches!(missing, DbError::NotFound(_)), "{missing}");
     // After deletion the name is free again, and the old id is gone.
     db.volume_type_delete(&t.id).await.unwrap();
@@ -156,7 +156,7 @@ async fn private_types_are_listed_only_for_granted_projects() {
         db.volume_type_access_remove(&p.id, "p1").await,
         Err(TypeError::AccessNotFound { .. })
     ));
-    let d = db.volume_type_resolve(None).await.unwrap();
+    let d = db.volume_type_resolve("p", None).await.unwrap();
     assert!(matches!(
         db.volume_type_access_add(&d.id, "p1").await,
         Err(TypeError::PublicAccess)
