@@ -1,7 +1,8 @@
 //! A volume service that crashed mid-operation recovers at start (Cinder's `init_host`): a
 //! real `kiln all-in-one` with a tgtd-exporting file backend is killed with SIGKILL while the
 //! database says work was half done; after the restart volumes left `creating` / `extending`
-//! are in error with a message, `retyping` is back where it was, interrupted deletes (a volume,
+//! / `reverting` are in error with a message (a `restoring` snapshot is available again),
+//! `retyping` is back where it was, interrupted deletes (a volume,
 //! a snapshot) are finished, and an attached volume whose target vanished is exported again
 //! (the real initiator logs in with the same credentials).
 
@@ -68,20 +69,26 @@ fn a_restart_settles_half_done_work_and_re_exports_attached_volumes() {
     let deleting = volume(&cloud);
     let with_snapshot = volume(&cloud);
     let attached = volume(&cloud);
-    let (status, body) = http(
-        "POST",
-        &format!("{}/snapshots", cloud.api),
-        Some(json!({"snapshot": {"volume_id": with_snapshot}})),
-    );
-    assert_eq!(status, 202, "{body}");
-    let snap = body["snapshot"]["id"].as_str().unwrap().to_string();
-    let started = Instant::now();
-    while http("GET", &format!("{}/snapshots/{snap}", cloud.api), None).1["snapshot"]["status"]
-        != "available"
-    {
-        assert!(started.elapsed() < Duration::from_secs(20), "snapshot");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let reverting = volume(&cloud);
+    let take_snapshot = |volume_id: &str| {
+        let (status, body) = http(
+            "POST",
+            &format!("{}/snapshots", cloud.api),
+            Some(json!({"snapshot": {"volume_id": volume_id}})),
+        );
+        assert_eq!(status, 202, "{body}");
+        let snap = body["snapshot"]["id"].as_str().unwrap().to_string();
+        let started = Instant::now();
+        while http("GET", &format!("{}/snapshots/{snap}", cloud.api), None).1["snapshot"]["status"]
+            != "available"
+        {
+            assert!(started.elapsed() < Duration::from_secs(20), "snapshot");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        snap
+    };
+    let snap = take_snapshot(&with_snapshot);
+    let restoring = take_snapshot(&reverting);
     // Attach one volume for real: exported through tgtd.
     let iqn = format!("iqn.2010-10.org.openstack:volume-{attached}");
     let _guard = Target(iqn.clone());
@@ -133,6 +140,16 @@ fn a_restart_settles_half_done_work_and_re_exports_attached_volumes() {
         "UPDATE snapshots SET status = 'deleting' WHERE id = $1",
         &snap,
     );
+    set(
+        &cloud,
+        "UPDATE volumes SET status = 'reverting' WHERE id = $1",
+        &reverting,
+    );
+    set(
+        &cloud,
+        "UPDATE snapshots SET status = 'restoring' WHERE id = $1",
+        &restoring,
+    );
     let (ok, out) = try_run("tgt-admin", &["--force", "--delete", &iqn]);
     assert!(ok, "{out}");
     assert!(!lun_size(&info).0, "the export is gone");
@@ -142,6 +159,20 @@ fn a_restart_settles_half_done_work_and_re_exports_attached_volumes() {
     assert_eq!(status_of(&creating), "error", "{}", cloud.aio.log_text());
     assert_eq!(status_of(&extending), "error_extending");
     assert_eq!(status_of(&retyping), "available");
+    assert_eq!(status_of(&reverting), "error");
+    assert!(
+        cloud
+            .messages(&reverting)
+            .join("\n")
+            .contains("was being reverted to a snapshot"),
+        "{:?}",
+        cloud.messages(&reverting)
+    );
+    assert_eq!(
+        http("GET", &format!("{}/snapshots/{restoring}", cloud.api), None).1["snapshot"]["status"],
+        "available",
+        "a revert leaves its snapshot as it was"
+    );
     assert!(
         cloud
             .messages(&creating)

@@ -2,7 +2,7 @@
 //! volume before a snapshot is in a volume made from that snapshot (and later writes are not);
 //! snapshots list, sort, page and filter like Cinder's; a volume with snapshots refuses a plain
 //! delete and goes with `cascade=true`; volume and snapshot metadata CRUD; quota counts
-//! snapshots.
+//! snapshots; a volume reverts to its latest snapshot (3.40).
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::{Duration, Instant};
@@ -383,4 +383,86 @@ fn volume_update_metadata_and_listing_options() {
         assert!(started.elapsed() < Duration::from_secs(30), "force delete");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `revert` (3.40) puts the latest snapshot's bytes back into the volume; only the latest
+/// snapshot, at the volume's size, with both available, as Cinder.
+#[test]
+fn revert_puts_the_latest_snapshot_back() {
+    let cloud = Cloud::start("host = \"node1\"\n");
+    let vol = new_volume(&cloud, json!({"volume": {"size": 1, "name": "r"}}));
+    let file = cloud.volume_dir("file").join(format!("volume-{vol}"));
+    write_at(&file, 4096, MARK);
+    let first = snapshot(&cloud, &vol, "first");
+    write_at(&file, 4096, b"written AFTER the snapshot!");
+    write_at(&file, 1 << 29, b"late");
+    let revert = |snapshot_id: &str, version: &str| {
+        http_v(
+            "POST",
+            &format!("{}/volumes/{vol}/action", cloud.api),
+            Some(json!({"revert": {"snapshot_id": snapshot_id}})),
+            version,
+        )
+    };
+    let (status, body) = revert(&first, "3.39");
+    assert_eq!(status, 404, "revert starts at 3.40: {body}");
+    let (status, body) = revert("nope", "3.40");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["badRequest"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not the latest one")),
+        "{body}"
+    );
+
+    let (status, body) = revert(&first, "3.40");
+    assert_eq!(status, 202, "{body}");
+    let started = Instant::now();
+    loop {
+        let v = cloud.show(&vol).1["volume"].clone();
+        if v["status"] == "available" {
+            break;
+        }
+        assert_eq!(v["status"], "reverting", "{v}\n{}", cloud.aio.log_text());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "stuck reverting"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(settle_snapshot(&cloud, &first)["status"], "available");
+    assert_eq!(
+        read_at(&file, 4096, MARK.len()),
+        MARK,
+        "the snapshot's bytes"
+    );
+    assert_eq!(read_at(&file, 1 << 29, 4), [0; 4], "later writes are gone");
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 1 << 30);
+
+    // Only the latest snapshot; and not once the volume has grown past it.
+    let second = snapshot(&cloud, &vol, "second");
+    let (status, _) = revert(&first, "3.40");
+    assert_eq!(status, 400, "the first is no longer the latest");
+    let (status, body) = http(
+        "POST",
+        &format!("{}/volumes/{vol}/action", cloud.api),
+        Some(json!({"os-extend": {"new_size": 2}})),
+    );
+    assert_eq!(status, 202, "{body}");
+    let started = Instant::now();
+    while cloud.show(&vol).1["volume"]["size"] != 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never extended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = revert(&second, "3.40");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["badRequest"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("must be equal to the snapshot size")),
+        "{body}"
+    );
 }

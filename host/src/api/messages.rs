@@ -23,8 +23,8 @@ pub fn routes() -> Router<AppState> {
         .route("/messages/{id}", get(show).delete(delete))
 }
 
-/// Cinder's message_field actions.
-const ACTIONS: [(&str, &str); 12] = [
+/// Cinder's message_field actions, and Kiln's own from 101 (Cinder records none there).
+const ACTIONS: [(&str, &str); 13] = [
     ("001", "schedule allocate volume"),
     ("002", "attach volume"),
     ("003", "copy volume to image"),
@@ -37,6 +37,7 @@ const ACTIONS: [(&str, &str); 12] = [
     ("010", "delete snapshot"),
     ("011", "update snapshot"),
     ("012", "update snapshot metadata"),
+    ("101", "revert volume to snapshot"),
 ];
 
 /// Cinder's message_field details.

@@ -415,6 +415,25 @@ impl VolumeDriver for FileDriver {
         }
         Ok(path)
     }
+
+    /// The snapshot's file is copied (reflink where possible) beside the volume's and renamed
+    /// over it: the volume holds either its old bytes or the snapshot's, never a mix.
+    async fn revert_to_snapshot(&self, v: &VolumeRef, s: &SnapshotRef) -> Result<(), DriverError> {
+        let (src, dst) = (self.snapshot_path(s)?, self.volume_path(v)?);
+        for (path, what) in [(&src, "snapshot file"), (&dst, "volume file")] {
+            if !tokio::fs::try_exists(path).await.unwrap_or(false) {
+                return Err(self.missing(format!("{what} {}", path.display())));
+            }
+        }
+        let staged = dst.with_extension("revert");
+        let _ = tokio::fs::remove_file(&staged).await; // a crashed attempt's leftover
+        self.copy_to_new(src, staged.clone(), v.size_gb).await?;
+        tokio::fs::rename(&staged, &dst)
+            .await
+            .map_err(self.io(&format!("cannot replace {}", dst.display())))?;
+        tracing::info!(backend = %self.backend, volume = %v.id, snapshot = %s.id, "volume reverted to snapshot");
+        Ok(())
+    }
 }
 
 impl FileDriver {

@@ -12,6 +12,7 @@ mod recovery;
 mod snapshots;
 
 pub use attach::{ConnectArgs, DisconnectArgs};
+pub use snapshots::RevertArgs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +32,9 @@ pub const TOPIC: &str = "volume";
 /// create_volume, delete_volume; 3.2: extend_volume; 3.3: create_snapshot, delete_snapshot,
 /// delete_volume with `cascade`; 3.4: initialize_connection, terminate_connection;
 /// 3.5: swap_driver, rollback_driver; 3.6: retype_volume; 3.8: migrate_volume,
-/// create_migration_volume (and extend_volume of an attached volume, `previous_status`).
-pub const RPC_VERSION: Version = Version::new(3, 8);
+/// create_migration_volume (and extend_volume of an attached volume, `previous_status`); 3.9:
+/// revert_to_snapshot.
+pub const RPC_VERSION: Version = Version::new(3, 9);
 
 /// Client side of the volume RPC API, used by the scheduler and the API service.
 #[derive(Clone)]
@@ -236,6 +238,24 @@ impl VolumeApi {
             .await
     }
 
+    /// Revert volume `volume_id` on `backend` to its latest snapshot `snapshot_id`.
+    pub async fn revert_to_snapshot(
+        &self,
+        ctx: &RequestContext,
+        backend: &str,
+        args: snapshots::RevertArgs,
+    ) -> Result<(), RpcError> {
+        self.client
+            .cast(
+                ctx,
+                Some(backend),
+                "revert_to_snapshot",
+                Version::new(3, 9),
+                args,
+            )
+            .await
+    }
+
     /// Delete snapshot `snapshot_id` from `backend`.
     pub async fn delete_snapshot(
         &self,
@@ -423,6 +443,14 @@ impl Manager for VolumeManager {
             move |ctx, args: snapshots::SnapshotArgs| {
                 let me = me.clone();
                 async move { me.delete_snapshot(&ctx, args).await }
+            },
+        );
+        let me = self.clone();
+        d.register(
+            "revert_to_snapshot",
+            move |ctx, args: snapshots::RevertArgs| {
+                let me = me.clone();
+                async move { me.revert_to_snapshot(&ctx, args).await }
             },
         );
         let me = self.clone();

@@ -49,6 +49,7 @@ impl VolumeManager {
                     Some(("in-use", "was being extended while attached"))
                 }
                 "extending" => Some(("error_extending", "was being extended")),
+                "reverting" => Some(("error", "was being reverted to a snapshot")),
                 _ => None,
             };
             if let Some((status, what)) = settle {
@@ -68,7 +69,11 @@ impl VolumeManager {
                         request_id: Some(&ctx.request_id),
                         resource_type: Some("VOLUME"),
                         resource_uuid: Some(&v.id),
-                        action_id: if status == "error" { "001" } else { "007" },
+                        action_id: match v.status.as_str() {
+                            "extending" => "007",
+                            "reverting" => super::snapshots::ACTION_REVERT,
+                            _ => "001",
+                        },
                         detail_id: "001",
                         detail: Some(&why),
                     })
@@ -133,6 +138,13 @@ impl VolumeManager {
                             detail: Some(&why),
                         })
                         .await;
+                    done.errored += 1;
+                }
+                // A revert's snapshot is unchanged by it, whatever became of the volume.
+                "restoring" => {
+                    db.snapshot_set_status(&s.id, "available", None)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     done.errored += 1;
                 }
                 // A cascading volume delete resumes its own snapshots.

@@ -1,5 +1,5 @@
 //! Snapshot operations of one backend: take a snapshot of a volume held here, delete one
-//! (also as part of a cascading volume delete). A driver failure leaves the snapshot in
+//! (also as part of a cascading volume delete), revert a volume to its latest snapshot. A driver failure leaves the snapshot in
 //! `error` / `error_deleting` with a user message; quota is released when a snapshot goes.
 
 use serde::{Deserialize, Serialize};
@@ -20,9 +20,19 @@ pub struct SnapshotArgs {
     pub snapshot_id: String,
 }
 
+/// Arguments of `revert_to_snapshot` (RPC 3.9).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevertArgs {
+    pub volume_id: String,
+    /// The volume's latest snapshot.
+    pub snapshot_id: String,
+}
+
 /// Cinder's message actions for snapshots.
 const ACTION_CREATE: &str = "009";
 const ACTION_DELETE: &str = "010";
+/// Kiln's message action for a revert (Cinder records none; api/messages.rs names it).
+pub(crate) const ACTION_REVERT: &str = "101";
 
 impl VolumeManager {
     /// The driver's view of a snapshot row (with its source volume).
@@ -66,6 +76,59 @@ impl VolumeManager {
             }
             Err(e) => {
                 self.fail_snapshot(ctx, &row, "error", ACTION_CREATE, &e.to_string())
+                    .await
+            }
+        }
+    }
+
+    /// Revert a volume (`reverting`) to its latest snapshot (`restoring`), as the API moved
+    /// them: both end `available`; on a driver failure the volume is `error` with a message
+    /// (its data may be partly reverted by a driver without an atomic revert) and the
+    /// snapshot `available` again, as Cinder's `revert_to_snapshot`.
+    pub(crate) async fn revert_to_snapshot(
+        &self,
+        ctx: &RequestContext,
+        args: RevertArgs,
+    ) -> Result<(), RemoteError> {
+        let db = &self.rt.db;
+        let volume = match db.volume_get(&args.volume_id).await {
+            Ok(row) => row,
+            Err(DbError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(handler_error(e)),
+        };
+        let row = match db.snapshot_get(&args.snapshot_id).await {
+            Ok(row) => row,
+            Err(DbError::NotFound(_)) => {
+                let why = format!(
+                    "snapshot {} was deleted before the revert",
+                    args.snapshot_id
+                );
+                return self
+                    .fail_action(ctx, &volume, "available", ACTION_REVERT, "001", &why)
+                    .await;
+            }
+            Err(e) => return Err(handler_error(e)),
+        };
+        let snapshot = self.snapshot_ref(&row).await?;
+        let outcome = self
+            .driver()
+            .await
+            .revert_to_snapshot(&volume_ref(&volume)?, &snapshot)
+            .await;
+        db.snapshot_transition(&row.id, &["restoring"], "available")
+            .await
+            .map_err(handler_error)?;
+        match outcome {
+            Ok(()) => {
+                db.volume_transition(&volume.id, &["reverting"], "available")
+                    .await
+                    .map_err(handler_error)?;
+                info!(volume_id = %volume.id, snapshot_id = %row.id, "volume reverted to snapshot");
+                Ok(())
+            }
+            Err(e) => {
+                let why = format!("reverting to snapshot {} failed: {e}", row.id);
+                self.fail_action(ctx, &volume, "error", ACTION_REVERT, "001", &why)
                     .await
             }
         }

@@ -36,6 +36,13 @@ pub fn volume_actions() -> Vec<(&'static str, Value)> {
             ),
         ),
         (
+            "revert",
+            object(
+                json!({ "snapshot_id": string("3.40+: the volume's latest snapshot (same size, both available).") }),
+                &["snapshot_id"],
+            ),
+        ),
+        (
             "os-retype",
             object(
                 json!({

@@ -2,7 +2,8 @@
 //! checks the volume's pool can take it, then its volume service grows it; an `in-use` volume
 //! from microversion 3.42), the admin actions (`admin.rs`: reset status, force delete,
 //! bootable, read-only), `os-migrate_volume` (`migrate.rs`), `os-retype` (`retype.rs`, with a
-//! migration when allowed and needed) and the legacy attach actions (`attach.rs`: reserve ...
+//! migration when allowed and needed), `revert` to the latest snapshot (`revert.rs`, 3.40)
+//! and the legacy attach actions (`attach.rs`: reserve ...
 //! terminate connection). Nothing but the admin's reset and force delete acts on a volume
 //! taking part in a migration.
 
@@ -10,6 +11,7 @@ mod admin;
 mod attach;
 mod migrate;
 mod retype;
+mod revert;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -64,6 +66,7 @@ pub async fn action(
         "os-extend" => extend(&st, &ctx, mv, row, args).await,
         "os-migrate_volume" => migrate::migrate(&st, &ctx, mv, &row, args).await,
         "os-retype" => retype::retype(&st, &ctx, &row, args).await,
+        "revert" => revert::revert(&st, &ctx, mv, &row, args).await,
         "os-reset_status" => admin::reset_status(&st, &ctx, &row, args).await,
         "os-force_delete" => admin::force_delete(&st, &ctx, &row).await,
         "os-set_bootable" => admin::set_bootable(&st, &row, args).await,
