@@ -1,6 +1,7 @@
 //! Snapshot operations of one backend: take a snapshot of a volume held here, delete one
-//! (also as part of a cascading volume delete), revert a volume to its latest snapshot. A driver failure leaves the snapshot in
-//! `error` / `error_deleting` with a user message; quota is released when a snapshot goes.
+//! (also as part of a cascading volume delete), revert a volume to its latest snapshot. A
+//! driver failure leaves the snapshot in `error` / `error_deleting` (a failed revert: the
+//! volume in `error`) with a user message; quota is released when a snapshot goes.
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};

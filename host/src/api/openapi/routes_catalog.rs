@@ -1,6 +1,7 @@
 //! The documented routes of the catalog (`catalog.rs`): volume types with extra specs and
-//! access, per-project default types, QoS specs, quota sets and classes, limits, availability zones, extensions and user
-//! messages. One entry per route and method (see `routes_volumes.rs`).
+//! access, per-project default types, QoS specs, quota sets and classes, limits,
+//! availability zones, extensions and user messages. One entry per route and method (see
+//! `routes_volumes.rs`).
 
 use super::op::{q, Op, Query};
 
