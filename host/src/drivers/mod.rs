@@ -294,35 +294,47 @@ pub trait VolumeDriver: Send + Sync {
         })
     }
     /// Put the content of snapshot `s` back into its volume `v` (same size). By default
-    /// Cinder's generic revert: a temporary volume made from the snapshot, copied over `v` on
-    /// this host (both through [`VolumeDriver::local_path`]), then deleted — so a driver
-    /// without local paths says `NotSupported`. A failure part-way through the copy leaves
-    /// `v` partly reverted; drivers that can do better override this.
+    /// [`generic_revert`], Cinder's: a temporary volume made from the snapshot, copied over
+    /// `v` on this host (both through [`VolumeDriver::local_path`]), then deleted — so a
+    /// driver without local paths says `NotSupported`. A failure part-way through the copy
+    /// leaves `v` partly reverted; drivers that can do better override this.
     async fn revert_to_snapshot(&self, v: &VolumeRef, s: &SnapshotRef) -> Result<(), DriverError> {
-        let to = self.local_path(v).await?; // before any work: a driver may have none
-        let mut temp = VolumeRef::new(uuid::Uuid::new_v4(), s.size_gb);
-        temp.pool = v.pool.clone();
-        let update = self.create_volume_from_snapshot(&temp, s).await?;
-        temp.apply(&update);
-        let copied = async {
-            let from = self.local_path(&temp).await?;
-            let bytes = s.size_gb << 30;
-            let what = format!("copying {} over {}", from.display(), to.display());
-            tokio::task::spawn_blocking(move || copy::copy_device(&from, &to, bytes))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-                .map_err(|e| DriverError::Backend {
-                    backend: String::new(),
-                    message: format!("reverting to snapshot {}: {what} failed: {e}", s.id),
-                })
-        }
-        .await;
-        if let Err(e) = self.delete_volume(&temp).await {
-            tracing::warn!(volume = %temp.id, error = %e, "temporary revert volume not deleted");
-        }
-        copied
+        generic_revert(self, v, s).await
     }
+}
+
+/// Cinder's generic revert (`_revert_to_snapshot_generic`), the default of
+/// [`VolumeDriver::revert_to_snapshot`] and the fallback of drivers that revert natively only in
+/// some configurations: a temporary volume made from the snapshot, copied over `v` on this host
+/// through both local paths, then deleted.
+pub async fn generic_revert<D: VolumeDriver + ?Sized>(
+    d: &D,
+    v: &VolumeRef,
+    s: &SnapshotRef,
+) -> Result<(), DriverError> {
+    let to = d.local_path(v).await?; // before any work: a driver may have none
+    let mut temp = VolumeRef::new(uuid::Uuid::new_v4(), s.size_gb);
+    temp.pool = v.pool.clone();
+    let update = d.create_volume_from_snapshot(&temp, s).await?;
+    temp.apply(&update);
+    let copied = async {
+        let from = d.local_path(&temp).await?;
+        let bytes = s.size_gb << 30;
+        let what = format!("copying {} over {}", from.display(), to.display());
+        tokio::task::spawn_blocking(move || copy::copy_device(&from, &to, bytes))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|e| DriverError::Backend {
+                backend: String::new(),
+                message: format!("reverting to snapshot {}: {what} failed: {e}", s.id),
+            })
+    }
+    .await;
+    if let Err(e) = d.delete_volume(&temp).await {
+        tracing::warn!(volume = %temp.id, error = %e, "temporary revert volume not deleted");
+    }
+    copied
 }
 
 /// Build the driver configured for `backend`, with its target helper, running commands for

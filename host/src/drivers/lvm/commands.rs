@@ -134,6 +134,20 @@ impl LvmCommands {
         )
     }
 
+    /// Deactivate an LV (the merge of a snapshot into it then runs at the next activation).
+    pub fn deactivate(&self, name: &str) -> Cmd {
+        self.cmd("lvchange", None, strings(&["-a", "n", &self.path(name)]))
+    }
+
+    /// Merge thick snapshot `snapshot` back into its origin; the snapshot is consumed.
+    pub fn merge(&self, snapshot: &str) -> Cmd {
+        self.cmd(
+            "lvconvert",
+            None,
+            strings(&["--merge", &self.path(snapshot)]),
+        )
+    }
+
     pub fn extend(&self, name: &str, new_size_gb: u64) -> Cmd {
         self.cmd(
             "lvextend",

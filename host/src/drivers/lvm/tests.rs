@@ -1,5 +1,5 @@
 //! Argv-level tests of the LVM driver against a recording fake runner: the exact commands of
-//! creates, snapshots, clones, thin pools, mirrors, deletes and stats.
+//! creates, snapshots, clones, thin pools, mirrors, reverts, deletes and stats.
 
 use std::sync::{Arc, Mutex};
 
@@ -266,4 +266,33 @@ async fn stats_follow_vgs_and_lvs() {
         p.extra["location_info"],
         serde_json::json!("LVMVolumeDriver:node1:vg1:default:0")
     );
+}
+
+#[tokio::test]
+async fn thick_revert_merges_cycles_activation_and_takes_the_snapshot_again() {
+    let r = rig("default", 0, true);
+    let v = vol(1);
+    let s = SnapshotRef::new(uuid::Uuid::new_v4(), v.clone());
+    // After the merge the snapshot is gone; the origin is listed.
+    *r.lvs.lock().unwrap() = format!("  vg1:{}:1.00:-wi-a-----:::\n", v.name);
+    r.driver.revert_to_snapshot(&v, &s).await.unwrap();
+    assert_eq!(
+        actions(&r.fake),
+        vec![
+            format!("lvconvert --merge vg1/{}", s.name),
+            format!("lvchange -a n vg1/{}", v.name),
+            format!("lvchange -a y --yes -K -k n vg1/{}", v.name),
+            format!("lvcreate --name {} --snapshot vg1/{} -L 1g", s.name, v.name),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn revert_without_activation_says_it_needs_device_mapper_and_runs_nothing() {
+    let r = rig("default", 0, false);
+    let v = vol(1);
+    let s = SnapshotRef::new(uuid::Uuid::new_v4(), v.clone());
+    let err = r.driver.revert_to_snapshot(&v, &s).await.unwrap_err();
+    assert!(err.to_string().contains("device-mapper"), "{err}");
+    assert!(actions(&r.fake).is_empty(), "{:?}", r.fake.lines());
 }
