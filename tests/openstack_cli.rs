@@ -1,8 +1,14 @@
-//! The real `openstack` CLI (python-openstackclient, noauth `admin_token`) against a real
-//! `kiln all-in-one`: `volume type create/list/show/set/delete`. Skipped only when pip cannot
-//! install the client (no network); set `OPENSTACK_CLI_VENV` to reuse a venv.
+//! The real clients from PyPI against a real `kiln all-in-one` (file backend, noauth): the
+//! `openstack` CLI (python-openstackclient, `admin_token`) manages volume types; the
+//! `openstack` CLI, openstacksdk and the `cinder` CLI (python-cinderclient) each create a
+//! volume of a type with extra specs, show, list, extend, snapshot it, make a volume from the
+//! snapshot, list services and delete everything (`clients/`). Skipped only when pip cannot
+//! install the clients (no network); set `OPENSTACK_CLI_VENV` to reuse a venv.
 
 use std::path::{Path, PathBuf};
+
+#[path = "openstack_cli/volumes.rs"]
+mod volumes;
 use std::time::{Duration, Instant};
 
 use kiln_integration_tests::process::{self as p, Kiln};
@@ -42,26 +48,34 @@ fn write_config(dir: &Path, db_url: &str, listen: &str) -> PathBuf {
     path
 }
 
-/// The `openstack` CLI from a venv: `OPENSTACK_CLI_VENV`, else a venv in the temp dir, created and
-/// filled with pip on first use. `None` when pip cannot install it (no network): skip.
-fn openstack_cli() -> Option<PathBuf> {
+/// A venv with the real clients — python-openstackclient (with openstacksdk) and
+/// python-cinderclient: `OPENSTACK_CLI_VENV`, else a venv in the temp dir, created and filled
+/// with pip on first use. `None` when pip cannot install them (no network): skip.
+fn client_venv() -> Option<PathBuf> {
     let venv = std::env::var("OPENSTACK_CLI_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir().join("kiln-osc-venv"));
-    let bin = venv.join("bin/openstack");
-    if bin.exists() {
-        return Some(bin);
+    let complete = |v: &Path| v.join("bin/openstack").exists() && v.join("bin/cinder").exists();
+    if complete(&venv) {
+        return Some(venv);
     }
-    let ok = std::process::Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success())
+    let ok = (venv.join("bin/pip").exists()
+        || std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success()))
         && std::process::Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "python-openstackclient"])
+            .args([
+                "install",
+                "-q",
+                "python-openstackclient",
+                "python-cinderclient",
+                "openstacksdk",
+            ])
             .status()
             .is_ok_and(|s| s.success());
-    (ok && bin.exists()).then_some(bin)
+    (ok && complete(&venv)).then_some(venv)
 }
 
 fn osc(bin: &Path, listen: &str, args: &[&str]) -> (bool, String) {
@@ -93,10 +107,11 @@ fn osc(bin: &Path, listen: &str, args: &[&str]) -> (bool, String) {
 /// `openstack volume type create/list/show/set/delete` with the real client (noauth token).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_cli_manages_volume_types() {
-    let Some(bin) = openstack_cli() else {
+    let Some(venv) = client_venv() else {
         eprintln!("SKIPPED: pip could not install python-openstackclient");
         return;
     };
+    let bin = venv.join("bin/openstack");
     let dir = tempfile::tempdir().unwrap();
     let listen = format!("127.0.0.1:{}", p::free_port());
     let db_url = format!("sqlite://{}", dir.path().join("kiln.db").display());
