@@ -51,7 +51,13 @@ fn write_config(dir: &Path, db_url: &str, listen: &str) -> PathBuf {
 /// A venv with the real clients — python-openstackclient (with openstacksdk) and
 /// python-cinderclient: `OPENSTACK_CLI_VENV`, else a venv in the temp dir, created and filled
 /// with pip on first use. `None` when pip cannot install them (no network): skip.
+/// Made once per test binary: its tests run in parallel and must not both run pip in it.
 fn client_venv() -> Option<PathBuf> {
+    static VENV: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    VENV.get_or_init(make_client_venv).clone()
+}
+
+fn make_client_venv() -> Option<PathBuf> {
     let venv = std::env::var("OPENSTACK_CLI_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir().join("kiln-osc-venv"));
