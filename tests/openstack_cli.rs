@@ -2,8 +2,8 @@
 //! `openstack` CLI (python-openstackclient, `admin_token`) manages volume types; the
 //! `openstack` CLI, openstacksdk and the `cinder` CLI (python-cinderclient) each create a
 //! volume of a type with extra specs, show, list, extend, snapshot it, make a volume from the
-//! snapshot, list services and delete everything (`clients/`). Skipped only when pip cannot
-//! install the clients (no network); set `OPENSTACK_CLI_VENV` to reuse a venv.
+//! snapshot, list services and delete everything (`openstack_cli/volumes.rs`). Skipped only
+//! when pip cannot install the clients (no network); set `OPENSTACK_CLI_VENV` to reuse a venv.
 
 use std::path::{Path, PathBuf};
 
