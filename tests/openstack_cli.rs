@@ -110,21 +110,43 @@ fn osc(bin: &Path, listen: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// A real `kiln all-in-one` (SQLite, file backend) and the client venv.
+struct Rig {
+    venv: PathBuf,
+    listen: String,
+    aio: Kiln,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// `None` (the test is skipped) when pip cannot install the clients.
+    async fn start() -> Option<Rig> {
+        let Some(venv) = client_venv() else {
+            eprintln!("SKIPPED: pip could not install the OpenStack clients");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let listen = format!("127.0.0.1:{}", p::free_port());
+        let db_url = format!("sqlite://{}", dir.path().join("kiln.db").display());
+        let cfg = write_config(dir.path(), &db_url, &listen);
+        let aio = Kiln::start("aio", dir.path(), Some(&cfg), &["all-in-one"]);
+        wait_ready(&listen, &aio).await;
+        Some(Rig {
+            venv,
+            listen,
+            aio,
+            _dir: dir,
+        })
+    }
+}
+
 /// `openstack volume type create/list/show/set/delete` with the real client (noauth token).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_cli_manages_volume_types() {
-    let Some(venv) = client_venv() else {
-        eprintln!("SKIPPED: pip could not install python-openstackclient");
+    let Some(rig) = Rig::start().await else {
         return;
     };
-    let bin = venv.join("bin/openstack");
-    let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", p::free_port());
-    let db_url = format!("sqlite://{}", dir.path().join("kiln.db").display());
-    let cfg = write_config(dir.path(), &db_url, &listen);
-    let aio = Kiln::start("aio", dir.path(), Some(&cfg), &["all-in-one"]);
-    wait_ready(&listen, &aio).await;
-    let l = listen.as_str();
+    let (bin, l) = (rig.venv.join("bin/openstack"), rig.listen.as_str());
 
     let (ok, out) = osc(
         &bin,

@@ -527,7 +527,7 @@ fn per_volume_type_quotas_are_enforced_and_follow_retypes() {
 }
 
 /// A project's default volume type (`/default-types`, 3.62) is what a create that names no
-/// type gets; other projects keep `__DEFAULT__`.
+/// type gets; a create that names a type still gets that one.
 #[test]
 fn a_projects_default_type_is_used_when_a_create_names_none() {
     let cloud = Cloud::start("host = \"node1\"\n");

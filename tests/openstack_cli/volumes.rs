@@ -6,10 +6,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kiln_integration_tests::process::{self as p, Kiln};
+use kiln_integration_tests::process::Kiln;
 use serde_json::Value;
 
-use super::{client_venv, osc, wait_ready, write_config, PROJECT};
+use super::{osc, Rig, PROJECT};
 
 /// `GET /v3/{PROJECT}/{path}` as the admin, `(status, body)`.
 async fn get(listen: &str, path: &str) -> (u16, Value) {
@@ -151,18 +151,12 @@ print(json.dumps(out))
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_cli_sdk_and_cinderclient_drive_volumes() {
-    let Some(venv) = client_venv() else {
-        eprintln!("SKIPPED: pip could not install the OpenStack clients");
+    let Some(rig) = Rig::start().await else {
         return;
     };
+    let (venv, l, aio) = (&rig.venv, rig.listen.as_str(), &rig.aio);
     let bin = venv.join("bin/openstack");
-    let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", p::free_port());
-    let db_url = format!("sqlite://{}", dir.path().join("kiln.db").display());
-    let cfg = write_config(dir.path(), &db_url, &listen);
-    let aio = Kiln::start("aio", dir.path(), Some(&cfg), &["all-in-one"]);
-    wait_ready(&listen, &aio).await;
-    let l = listen.as_str();
+    let dir = tempfile::tempdir().unwrap(); // the SDK script
     let (ok, out) = osc(
         &bin,
         l,
@@ -183,7 +177,7 @@ async fn openstack_cli_sdk_and_cinderclient_drive_volumes() {
         "volume", "create", "--size", "1", "--type", "fast", "-f", "json", "osc-vol",
     ]);
     let vol = json_of(ok, &out)["id"].as_str().unwrap().to_string();
-    available(l, &aio, "volume", &vol).await;
+    available(l, aio, "volume", &vol).await;
     let (ok, out) = o(&["volume", "show", "-f", "json", "osc-vol"]);
     let shown = json_of(ok, &out);
     assert_eq!(
@@ -194,12 +188,12 @@ async fn openstack_cli_sdk_and_cinderclient_drive_volumes() {
     assert!(json_of(ok, &out).to_string().contains("osc-vol"), "{out}");
     let (ok, out) = o(&["volume", "set", "--size", "2", "osc-vol"]);
     assert!(ok, "{out}");
-    size_is(l, &aio, &vol, 2).await;
+    size_is(l, aio, &vol, 2).await;
     let (ok, out) = o(&[
         "volume", "snapshot", "create", "--volume", "osc-vol", "-f", "json", "osc-snap",
     ]);
     let snap = json_of(ok, &out)["id"].as_str().unwrap().to_string();
-    available(l, &aio, "snapshot", &snap).await;
+    available(l, aio, "snapshot", &snap).await;
     let (ok, out) = o(&[
         "volume",
         "create",
@@ -212,7 +206,7 @@ async fn openstack_cli_sdk_and_cinderclient_drive_volumes() {
         "osc-copy",
     ]);
     let copy = json_of(ok, &out)["id"].as_str().unwrap().to_string();
-    available(l, &aio, "volume", &copy).await;
+    available(l, aio, "volume", &copy).await;
     let (ok, out) = o(&["volume", "service", "list", "-f", "json"]);
     let services = json_of(ok, &out).to_string();
     assert!(
@@ -221,11 +215,11 @@ async fn openstack_cli_sdk_and_cinderclient_drive_volumes() {
     );
     let (ok, out) = o(&["volume", "snapshot", "delete", "osc-snap"]);
     assert!(ok, "{out}");
-    gone(l, &aio, &format!("snapshots/{snap}")).await;
+    gone(l, aio, &format!("snapshots/{snap}")).await;
     let (ok, out) = o(&["volume", "delete", "osc-copy", "osc-vol"]);
     assert!(ok, "{out}");
     for id in [&copy, &vol] {
-        gone(l, &aio, &format!("volumes/{id}")).await;
+        gone(l, aio, &format!("volumes/{id}")).await;
     }
 
     // openstacksdk.
@@ -262,7 +256,7 @@ async fn openstack_cli_sdk_and_cinderclient_drive_volumes() {
     assert_eq!(sdk["left"], serde_json::json!([]));
 
     // The cinder CLI.
-    let c = |args: &[&str]| cinder(&venv, l, args);
+    let c = |args: &[&str]| cinder(venv, l, args);
     let vol = table_id(&c(&[
         "create",
         "--name",
@@ -271,13 +265,13 @@ async fn openstack_cli_sdk_and_cinderclient_drive_volumes() {
         "fast",
         "1",
     ]));
-    available(l, &aio, "volume", &vol).await;
+    available(l, aio, "volume", &vol).await;
     assert!(c(&["show", &vol]).contains("fast"));
     assert!(c(&["list"]).contains("cc-vol"));
     c(&["extend", &vol, "2"]);
-    size_is(l, &aio, &vol, 2).await;
+    size_is(l, aio, &vol, 2).await;
     let snap = table_id(&c(&["snapshot-create", "--name", "cc-snap", &vol]));
-    available(l, &aio, "snapshot", &snap).await;
+    available(l, aio, "snapshot", &snap).await;
     let copy = table_id(&c(&[
         "create",
         "--snapshot-id",
@@ -286,12 +280,12 @@ async fn openstack_cli_sdk_and_cinderclient_drive_volumes() {
         "cc-copy",
         "2",
     ]));
-    available(l, &aio, "volume", &copy).await;
+    available(l, aio, "volume", &copy).await;
     assert!(c(&["service-list"]).contains("cinder-volume"));
     c(&["snapshot-delete", &snap]);
-    gone(l, &aio, &format!("snapshots/{snap}")).await;
+    gone(l, aio, &format!("snapshots/{snap}")).await;
     c(&["delete", &copy, &vol]);
     for id in [&copy, &vol] {
-        gone(l, &aio, &format!("volumes/{id}")).await;
+        gone(l, aio, &format!("volumes/{id}")).await;
     }
 }

@@ -24,7 +24,7 @@ mod error;
 mod limits;
 mod per_type;
 pub use error::QuotaError;
-use limits::{builtin, class_limits, limit_of, overlay, project_limits, upsert_limits};
+use limits::{builtin, limit_of, overlay, stored_limits, upsert_limits};
 use per_type::builtin_with_types;
 pub(crate) use per_type::{move_type_usage, rename_type_resources};
 pub use per_type::{per_type_base, type_resource, with_type, PER_TYPE};
@@ -333,7 +333,7 @@ impl Db {
     pub async fn quota_defaults(&self) -> Result<BTreeMap<String, i64>, DbError> {
         Ok(overlay(
             &builtin_with_types(self.reader()).await?,
-            &class_limits(self.reader(), DEFAULT_CLASS).await?,
+            &stored_limits(self.reader(), "quota_classes", "class_name", DEFAULT_CLASS).await?,
         ))
     }
 
@@ -342,7 +342,7 @@ impl Db {
         let defaults = self.quota_defaults().await?;
         Ok(overlay(
             &defaults,
-            &class_limits(self.reader(), class).await?,
+            &stored_limits(self.reader(), "quota_classes", "class_name", class).await?,
         ))
     }
 
@@ -362,7 +362,7 @@ impl Db {
         let defaults = self.quota_defaults().await?;
         Ok(overlay(
             &defaults,
-            &project_limits(self.reader(), project).await?,
+            &stored_limits(self.reader(), "quotas", "project_id", project).await?,
         ))
     }
 

@@ -27,33 +27,23 @@ pub(super) fn limit_of(
         .unwrap_or(-1)
 }
 
-pub(super) async fn class_limits<'e, E>(
+/// The limits stored in `table` for `key_col = key`: a quota class's (`quota_classes`,
+/// `class_name`) or a project's own (`quotas`, `project_id`).
+pub(super) async fn stored_limits<'e, E>(
     ex: E,
-    class: &str,
+    table: &str,
+    key_col: &str,
+    key: &str,
 ) -> Result<BTreeMap<String, i64>, sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = Any>,
 {
-    let rows = sqlx::query("SELECT resource, hard_limit FROM quota_classes WHERE class_name = $1")
-        .bind(class)
-        .fetch_all(ex)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
-}
-
-pub(super) async fn project_limits<'e, E>(
-    ex: E,
-    project: &str,
-) -> Result<BTreeMap<String, i64>, sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
-    let rows = sqlx::query("SELECT resource, hard_limit FROM quotas WHERE project_id = $1")
-        .bind(project)
-        .fetch_all(ex)
-        .await?;
+    let rows = sqlx::query(&format!(
+        "SELECT resource, hard_limit FROM {table} WHERE {key_col} = $1"
+    ))
+    .bind(key)
+    .fetch_all(ex)
+    .await?;
     rows.iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect()
