@@ -191,6 +191,18 @@ fn chains_are_validated_activated_everywhere_and_rolled_back() {
         json!({"chain": {"name": "x", "filters": [{"plugin": "sha256:00"}], "weighers": []}}),
     );
     assert_eq!(status, 400);
+    // A stage's limits out of range: refused with the bounds.
+    let mut greedy = chain("greedy", 1.0);
+    greedy["chain"]["filters"][0]["limits"] = json!({"memory_mib": 100_000});
+    let (status, body) = create_chain(&cloud, greedy);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.memory_mib = 100000 is out of range: give 1 to 4096"),
+        "{body}"
+    );
     assert_eq!(
         chosen_backend(&cloud),
         "node1@b",

@@ -77,7 +77,7 @@ fn load(lang: &str, plugin: &str, kind: PluginKind, suite: &Suite) -> Arc<Loaded
     // This suite checks answers, not speed (deadlines have their own tests in
     // plugin_sandbox.rs): an interpreter's call in a debug host on a loaded CI machine once
     // ran past the default 50 ms, so the interpreted examples get the sync deadline, as an
-    // operator would configure for them.
+    // operator would give them in a chain stage's `limits.call_deadline_ms`.
     let mut limits = Limits::default();
     if matches!(lang, "python" | "js") {
         limits.call_deadline = limits.sync_deadline;

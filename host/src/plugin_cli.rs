@@ -51,6 +51,17 @@ pub struct TestArgs {
     /// Only these pool ids are candidates (comma-separated); default: every pool.
     #[arg(long, value_delimiter = ',')]
     pub candidates: Option<Vec<u32>>,
+    /// Deadline of one call in milliseconds, as a chain stage's `limits.call_deadline_ms`
+    /// (default 50: what the scheduler gives a stage without limits).
+    #[arg(long)]
+    pub call_deadline_ms: Option<u64>,
+    /// Where compiled components are kept between runs; default:
+    /// $XDG_CACHE_HOME/kiln/precompiled or ~/.cache/kiln/precompiled.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the component on every run and keep nothing.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
 }
 
 pub fn new(args: NewArgs) -> Result<()> {
@@ -116,7 +127,24 @@ pub fn test(args: TestArgs) -> Result<()> {
             .with_context(|| format!("--setting {kv}: expected KEY=VALUE"))?;
         config.insert(k.to_string(), v.to_string());
     }
-    let report = offline::run(&bytes, &pools, &request, args.candidates.as_deref(), config)?;
+    let limits = kiln::scheduler::chains::StageLimits {
+        call_deadline_ms: args.call_deadline_ms,
+        ..Default::default()
+    }
+    .resolve()
+    .map_err(|e| anyhow::anyhow!("--call-deadline-ms: {e}"))?;
+    let cache_dir = match (args.no_cache, args.cache_dir) {
+        (true, _) => None,
+        (false, Some(dir)) => Some(dir),
+        (false, None) => offline::default_cache_dir(),
+    };
+    let opts = offline::Options {
+        candidates: args.candidates,
+        config,
+        limits,
+        cache_dir,
+    };
+    let report = offline::run(&bytes, &pools, &request, opts)?;
     print!("{}", offline::render(&report));
     if !report.problems.is_empty() {
         bail!(

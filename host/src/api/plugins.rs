@@ -84,6 +84,8 @@ pub async fn upload(
         plugin: format!("sha256:{sha}"),
         multiplier: 1.0,
         config: Default::default(),
+        limits: Default::default(),
+        on_failure: None,
     };
     let spec = ChainSpec {
         name: format!("validate {name}"),

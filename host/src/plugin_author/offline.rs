@@ -2,8 +2,11 @@
 //! the scheduler's own runtime: [`LoadedPlugin::load`] (the world check and the trial
 //! instance), a [`WasmStage`] given every pool by a full sync (and its `pool-count` checked), a
 //! one-stage [`Chain`] deciding with reasons, and the Cinder normalisation of weights.
+//! Compiled components are cached on disk by content hash like the scheduler's (a Python
+//! component takes seconds to compile), in [`default_cache_dir`] unless told otherwise.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use kiln_plugin_sdk::{Pool, PoolDelta, PoolTable, Request, Verdict};
 
@@ -45,15 +48,49 @@ pub struct Report {
     pub problems: Vec<String>,
 }
 
-/// Run `bytes` with `config` over `pools` for `request`; `candidates` default to every pool.
+/// How a run is set up.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Only these pool ids are candidates; `None`: every pool.
+    pub candidates: Option<Vec<u32>>,
+    /// The plugin's settings, as a chain stage's `config`.
+    pub config: BTreeMap<String, String>,
+    /// The limits the plugin runs under, as a chain stage's `limits`.
+    pub limits: Limits,
+    /// Where precompiled components are kept between runs; `None`: compile every time.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// `$XDG_CACHE_HOME/kiln/precompiled`, else `~/.cache/kiln/precompiled`; `None` without either.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("kiln").join("precompiled"))
+}
+
+/// Run `bytes` over `pools` for `request`, set up by `opts`.
 pub fn run(
     bytes: &[u8],
     pools: &[Pool],
     request: &Request,
-    candidates: Option<&[u32]>,
-    config: BTreeMap<String, String>,
+    opts: Options,
 ) -> Result<Report, AuthorError> {
-    let kind = match inspect::inspect(bytes)?.world {
+    let Options {
+        candidates,
+        config,
+        limits,
+        cache_dir,
+    } = opts;
+    let found = inspect::inspect(bytes)?;
+    if !found.ok() {
+        return Err(AuthorError::Invalid(format!(
+            "Kiln would refuse this component: {} (see `kiln plugin inspect`)",
+            found.problems.join("; ")
+        )));
+    }
+    let kind = match found.world {
         Some(World::Filter) => PluginKind::Filter,
         Some(World::Weigher) => PluginKind::Weigher,
         Some(World::VolumeDriver) => {
@@ -69,15 +106,15 @@ pub fn run(
     let mut table = PoolTable::new();
     table.apply(pools.iter().cloned().map(PoolDelta::Upsert));
     let all: Vec<u32> = pools.iter().map(|p| p.id).collect();
-    let candidates = candidates.unwrap_or(&all).to_vec();
+    let candidates = candidates.unwrap_or(all);
     let name_of = |id: u32| {
         table
             .get(id)
             .map_or_else(|| format!("(unknown pool {id})"), Pool::name)
     };
 
-    let engine = PluginEngine::new(None)?;
-    let plugin = LoadedPlugin::load(&engine, "plugin", bytes, kind, Limits::default(), config)?;
+    let engine = PluginEngine::new(cache_dir)?;
+    let plugin = LoadedPlugin::load(&engine, "plugin", bytes, kind, limits, config)?;
     tracing::debug!(plugin = %plugin.name, pools = pools.len(), "running offline");
     // The probe stage answers the per-function questions; the chain decides like the scheduler.
     let mut probe = WasmStage::new(plugin.clone(), &table)?;
@@ -214,8 +251,7 @@ mod tests {
             builtin("capacity_filter"),
             &pools,
             &request,
-            None,
-            BTreeMap::new(),
+            Options::default(),
         )
         .unwrap();
         assert_eq!(r.plugin, "CapacityFilter");
@@ -246,8 +282,10 @@ mod tests {
             builtin("capacity_weigher"),
             &pools,
             &Request::default(),
-            Some(&[2, 0, 1]),
-            BTreeMap::new(),
+            Options {
+                candidates: Some(vec![2, 0, 1]),
+                ..Options::default()
+            },
         )
         .unwrap();
         let weights: Vec<(u32, f64, f64)> = r
@@ -263,5 +301,37 @@ mod tests {
             vec![(2, 20.0, 0.5), (0, 10.0, 0.0), (1, 30.0, 1.0)]
         );
         assert_eq!(r.chosen.as_deref(), Some("node1@b1#b1"));
+    }
+
+    #[test]
+    fn a_second_run_loads_the_component_precompiled_by_the_first() {
+        let cache = tempfile::tempdir().unwrap();
+        let pools = [pool(0, 5.0)];
+        let opts = || Options {
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..Options::default()
+        };
+        let artifacts = || std::fs::read_dir(cache.path()).unwrap().count();
+        run(
+            builtin("capacity_filter"),
+            &pools,
+            &Request::default(),
+            opts(),
+        )
+        .unwrap();
+        assert_eq!(
+            artifacts(),
+            1,
+            "the first run leaves one precompiled artifact"
+        );
+        let r = run(
+            builtin("capacity_filter"),
+            &pools,
+            &Request::default(),
+            opts(),
+        )
+        .unwrap();
+        assert_eq!(r.plugin, "CapacityFilter");
+        assert_eq!(artifacts(), 1, "the second run reuses it");
     }
 }

@@ -287,7 +287,13 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             "ChainStage",
             object(
                 json!({ "plugin": string("A builtin name or sha256:<hex>."),
-                        "multiplier": json!({ "type": "number" }), "config": r("AnyObject") }),
+                        "multiplier": json!({ "type": "number" }), "config": r("AnyObject"),
+                        "limits": object(json!({
+                            "call_deadline_ms": integer("Deadline of one call (1 to 60000)."),
+                            "sync_deadline_ms": integer("Deadline of a pool sync (1 to 600000)."),
+                            "memory_mib": integer("Linear memory cap (1 to 4096).") }), &[]),
+                        "on_failure": json!({ "type": "string",
+                                              "enum": ["fail_closed", "fail_open"] }) }),
                 &["plugin"],
             ),
         ),
