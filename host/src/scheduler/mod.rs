@@ -307,6 +307,10 @@ pub struct SchedulerManager {
     state: Arc<Mutex<State>>,
     engine: OnceLock<Arc<PluginEngine>>,
     volume: volume::VolumeApi,
+    /// Held by each activation (start-up, SIGHUP, fanout, reconciliation) from reading the
+    /// wanted chain to swapping it in, so a slower activation of an older chain cannot land
+    /// after a newer one.
+    activating: tokio::sync::Mutex<()>,
 }
 
 impl SchedulerManager {
@@ -331,6 +335,7 @@ impl SchedulerManager {
             })),
             engine: OnceLock::new(),
             volume: volume::VolumeApi::new(rt),
+            activating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -521,8 +526,8 @@ impl Manager for SchedulerManager {
         self.activate_current().await
     }
 
-    async fn reload(&self, _config: &Config) {
-        let _ = self.activate_current().await;
+    async fn reload(&self, _config: &Config) -> Result<(), String> {
+        self.activate_current().await
     }
 
     async fn after_start(&self) -> Result<(), String> {
@@ -561,7 +566,16 @@ impl Manager for SchedulerManager {
 
     fn periodic_tasks(self: Arc<Self>) -> Vec<PeriodicTask> {
         let me = self.clone();
-        vec![PeriodicTask {
+        let reconcile = PeriodicTask {
+            name: "reconcile_chain",
+            interval: |c: &Config| c.report_interval(),
+            run: Arc::new(move || {
+                let me = me.clone();
+                Box::pin(async move { me.reconcile_chain().await.map(|_| ()) })
+            }),
+        };
+        let me = self.clone();
+        vec![reconcile, PeriodicTask {
             name: "refresh_rpc_version_cap",
             interval: |c: &Config| c.periodic_interval(),
             run: Arc::new(move || {
