@@ -74,8 +74,9 @@ fn every_backend_failing_ends_in_error_after_max_attempts_naming_attempts_and_ba
     let messages = cloud.messages(&id);
     assert_eq!(messages.len(), 1, "{messages:?}");
     let m = &messages[0];
-    let prefix =
-        format!("Exceeded maximum number of scheduling attempts (2) for volume {id}. Backends tried: ");
+    let prefix = format!(
+        "Exceeded maximum number of scheduling attempts (2) for volume {id}. Backends tried: "
+    );
     assert!(m.starts_with(&prefix), "{m}");
     let tried: Vec<&str> = m[prefix.len()..]
         .split(". ")
@@ -256,7 +257,11 @@ capacity_gb = 1000.0
     for _ in 0..3 {
         let v = settle(&create());
         assert_eq!(v["status"], "available", "{v}");
-        assert_eq!(backend_of(&v), "node1@a", "a down service got a volume: {v}");
+        assert_eq!(
+            backend_of(&v),
+            "node1@a",
+            "a down service got a volume: {v}"
+        );
     }
     vol_b.signal(libc::SIGCONT);
 }
@@ -270,7 +275,13 @@ fn scheduler_pool(cloud: &Cloud, pool: &str) -> Value {
         .as_array()
         .and_then(|a| {
             a.iter()
-                .find(|p| format!("{}#{}", p["backend"].as_str().unwrap_or(""), p["pool"].as_str().unwrap_or("")) == pool)
+                .find(|p| {
+                    format!(
+                        "{}#{}",
+                        p["backend"].as_str().unwrap_or(""),
+                        p["pool"].as_str().unwrap_or("")
+                    ) == pool
+                })
                 .cloned()
         })
         .unwrap_or_else(|| panic!("no pool {pool}: {body}"))

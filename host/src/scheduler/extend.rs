@@ -92,12 +92,13 @@ impl SchedulerManager {
                     ));
                 }
                 let limit = placement::pool_limit(s.chain.table(), id, &spec_c);
-                let consumed = s.index.consume(s.chain.table(), id, growth).map(
-                    |(delta, consumed)| {
-                        s.apply(&[delta]);
-                        consumed
-                    },
-                );
+                let consumed =
+                    s.index
+                        .consume(s.chain.table(), id, growth)
+                        .map(|(delta, consumed)| {
+                            s.apply(&[delta]);
+                            consumed
+                        });
                 Ok((limit, consumed))
             })
             .await?;
