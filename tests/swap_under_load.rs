@@ -411,11 +411,11 @@ fn capacity_filter_swapped_for_an_uploaded_component_under_load_places_every_vol
     // After the load, with the rollback in force everywhere: the old placement again.
     for k in [&s1, &s2] {
         let started = Instant::now();
-        while !k
+        while k
             .log_text()
             .lines()
             .rfind(|l| l.contains("scheduler chain active"))
-            .is_some_and(|l| chain_of(l) == OLD)
+            .is_none_or(|l| chain_of(l) != OLD)
         {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
