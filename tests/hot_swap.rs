@@ -366,3 +366,49 @@ fn shadow_chain_reports_where_it_would_place_differently() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The database is the source of truth, the fanout only tells: a chain recorded active in the
+/// database without any fanout (as a scheduler that missed it during a broker reconnect would
+/// see it) is picked up by the scheduler's periodic reconciliation, within a few
+/// `report_interval`s, without a restart or SIGHUP.
+#[test]
+fn a_scheduler_that_missed_the_activation_fanout_catches_up_from_the_database() {
+    let cloud = Cloud::start(&format!(
+        "report_interval = 1\nservice_down_time = 5\nperiodic_fuzzy_delay = 0\n{TWO_BACKENDS}"
+    ));
+    assert_eq!(chosen_backend(&cloud), "node1@a");
+    let (status, body) = create_chain(&cloud, chain("prefer-b", -1.0));
+    assert_eq!(status, 201, "{body}");
+    let version = body["chain"]["version"].as_i64().unwrap();
+    // Recording a version activates nothing.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(chosen_backend(&cloud), "node1@a");
+
+    // Activate in the database only: no API call, so no fanout.
+    block_on(async {
+        use kiln::db::{Db, DbOptions};
+        let url = format!(
+            "sqlite://{}",
+            cloud.dir.path().join("kiln-data/kiln.db").display()
+        );
+        let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
+        db.chain_activate(version).await.unwrap();
+    });
+    let took = switched_to(&cloud, "node1@b", Instant::now());
+    eprintln!("reconciled {took:?} after the database activation");
+    assert!(
+        dry_run(&cloud)["chain"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(" prefer-b"),
+        "{}",
+        dry_run(&cloud)
+    );
+    assert!(
+        cloud
+            .aio
+            .log_text()
+            .contains("scheduler chain differs from the database's; activating it"),
+        "the catch-up was the reconciliation's"
+    );
+}

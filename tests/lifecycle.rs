@@ -29,6 +29,34 @@ fn get(url: &str) -> (u16, serde_json::Value) {
     })
 }
 
+/// POST `body` to `url` with a noauth admin token; (status, JSON body).
+fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    block_on(async {
+        let r = reqwest::Client::new()
+            .post(url)
+            .header("X-Auth-Token", "admin:admin")
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    })
+}
+
+/// The chain the scheduler runs, as its dry run names it ("preset default", "v2 name").
+fn live_chain(listen: &str) -> String {
+    let (status, body) = post(
+        &format!("http://{listen}/v3/admin/kiln-scheduler/dry-run"),
+        serde_json::json!({"volume": {"size": 1}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    body["dry_run"]["chain"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Pool names the scheduler reports through the API.
 fn pool_names(api: &str) -> Vec<String> {
     let (status, body) = get(&format!("{api}/v3/admin/scheduler-stats/get_pools"));
@@ -143,10 +171,10 @@ fn bad_config_stops_start_up_naming_key_and_reason() {
 fn sighup_reloads_config_and_keeps_the_old_one_when_the_new_is_invalid() {
     let dir = tempfile::tempdir().unwrap();
     let listen = format!("127.0.0.1:{}", p::free_port());
-    let conf = |interval: u32| {
-        format!("host = \"hup\"\nservice_down_time = 60\nperiodic_fuzzy_delay = 0\nreport_interval = {interval}\n[api]\nlisten = \"{listen}\"\n")
+    let conf = |interval: u32, chain: &str| {
+        format!("host = \"hup\"\nservice_down_time = 60\nperiodic_fuzzy_delay = 0\nreport_interval = {interval}\n[scheduler]\nchain = \"{chain}\"\n[api]\nlisten = \"{listen}\"\n")
     };
-    let cfg = write_config(dir.path(), &conf(30));
+    let cfg = write_config(dir.path(), &conf(30, "default"));
     let mut aio = Kiln::start("aio", dir.path(), Some(&cfg), &["all-in-one"]);
     p::wait_status(
         dir.path(),
@@ -156,8 +184,10 @@ fn sighup_reloads_config_and_keeps_the_old_one_when_the_new_is_invalid() {
         |rows| rows.len() == 3,
     );
 
+    assert_eq!(live_chain(&listen), "preset default");
+
     // An invalid file: the process keeps running on the old configuration.
-    write_config(dir.path(), &conf(90));
+    write_config(dir.path(), &conf(90, "simple"));
     aio.signal(libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
@@ -170,9 +200,26 @@ fn sighup_reloads_config_and_keeps_the_old_one_when_the_new_is_invalid() {
         aio.log_text()
     );
 
-    // A valid one: heartbeats speed up from every 30 s to every second.
-    write_config(dir.path(), &conf(1));
+    assert_eq!(
+        live_chain(&listen),
+        "preset default",
+        "an invalid reload changed the chain"
+    );
+
+    // A valid one: heartbeats speed up from every 30 s to every second, and the scheduler
+    // switches to the `simple` preset (start-up's activation path).
+    write_config(dir.path(), &conf(1, "simple"));
     aio.signal(libc::SIGHUP);
+    let started = Instant::now();
+    while live_chain(&listen) != "preset simple" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGHUP did not switch scheduler.chain: {}\n{}",
+            live_chain(&listen),
+            aio.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let before = p::status(dir.path(), Some(&cfg));
     let count = |rows: &[p::StatusRow]| {
         rows.iter()

@@ -92,26 +92,38 @@ impl SchedulerManager {
                     ));
                 }
                 let limit = placement::pool_limit(s.chain.table(), id, &spec_c);
-                if let Some((delta, _)) = s.index.consume(s.chain.table(), id, growth) {
-                    s.apply(&[delta]);
-                }
-                Ok(limit)
+                let consumed =
+                    s.index
+                        .consume(s.chain.table(), id, growth)
+                        .map(|(delta, consumed)| {
+                            s.apply(&[delta]);
+                            consumed
+                        });
+                Ok((limit, consumed))
             })
             .await?;
         let refusal = match outcome {
-            Ok(limit) => match self
-                .rt
-                .db
-                .volume_place(&spec.volume_id, &pool, new_size as i64, limit)
-                .await
-                .map_err(handler_error)?
-            {
-                Ok(()) => None,
-                Err(used) => Some(format!(
-                    "pool {pool} has {used} GB placed; {new_size} GB more would exceed its limit of {} GB",
-                    limit.capacity_gb.unwrap_or_default()
-                )),
-            },
+            Ok((limit, consumed)) => {
+                let placed = self
+                    .rt
+                    .db
+                    .volume_place(&spec.volume_id, &pool, new_size as i64, limit)
+                    .await;
+                // The growth was consumed in memory: a refusal (or a failed check) gives it back,
+                // or the pool would look fuller than it is until its next capability report.
+                if !matches!(placed, Ok(Ok(()))) {
+                    if let Some(consumed) = consumed {
+                        self.revert(consumed).await?;
+                    }
+                }
+                match placed.map_err(handler_error)? {
+                    Ok(()) => None,
+                    Err(used) => Some(format!(
+                        "pool {pool} has {used} GB placed; {new_size} GB more would exceed its limit of {} GB",
+                        limit.capacity_gb.unwrap_or_default()
+                    )),
+                }
+            }
             Err(why) => Some(why),
         };
         if let Some(why) = refusal {

@@ -148,6 +148,7 @@ impl SchedulerManager {
                     name_of,
                     picked.candidates,
                     &retry,
+                    max,
                     &refusals,
                 );
                 return self

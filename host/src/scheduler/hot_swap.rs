@@ -4,6 +4,9 @@
 //!   compiled off-lock, then instantiated over the live pool table and swapped in under the lock
 //!   — a request in flight finishes on the chain it started with; a chain that fails to build
 //!   leaves the live one untouched;
+//! - reconciliation (a periodic task, every `report_interval`): the live chain is compared with
+//!   the database's and re-activated through the same path when they differ — a scheduler that
+//!   missed the fanout or failed to build the chain catches up without a restart;
 //! - validation (`validate_chain`): build a candidate over a copy of the live pools and run a
 //!   trial request through it;
 //! - dry run (`dry_run`): where would this request go, and why, without consuming anything.
@@ -100,6 +103,17 @@ impl SchedulerManager {
         Ok((format!("preset {name}"), spec))
     }
 
+    /// [`Self::with_state`] ahead of every queued placement ([`super::state_lock`]).
+    async fn with_state_first<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut super::State) -> R + Send + 'static,
+    ) -> Result<R, RemoteError> {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || f(&mut state.lock_first()))
+            .await
+            .map_err(|e| handler_error(format!("scheduler task failed: {e}")))
+    }
+
     /// Build `spec` and make it the live chain. On failure the live chain stays.
     async fn activate_spec(&self, label: String, spec: ChainSpec) -> Result<(), String> {
         let engine = self.engine()?;
@@ -111,7 +125,7 @@ impl SchedulerManager {
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("cannot build chain {label}: {e}"))?;
         let label_c = label.clone();
-        self.with_state(move |s| {
+        self.with_state_first(move |s| {
             let chain = chains::assemble(&loaded, s.chain.table())?;
             info!(chain = %label_c, stages = ?chain.stage_names(), pools = chain.table().len(), after_decisions = s.decided, "scheduler chain active");
             s.chain = chain;
@@ -127,12 +141,43 @@ impl SchedulerManager {
     /// Start-up, SIGHUP and the `activate_chain` fanout: run the chain the database (or the
     /// configuration) says.
     pub(crate) async fn activate_current(&self) -> Result<(), String> {
+        let _one = self.activating.lock().await;
         let (label, spec) = self.wanted_spec().await?;
+        // Already live (reconciliation got there before a late fanout, or a SIGHUP changed
+        // nothing of the chain): a chain is built only from its definition and content-addressed
+        // components, so rebuilding it would change nothing.
+        let (live_label, live_spec) = self
+            .with_state_first(|s| (s.label.clone(), s.spec.clone()))
+            .await
+            .map_err(|e| e.message)?;
+        if live_label == label && live_spec == spec {
+            tracing::debug!(chain = %label, "scheduler chain already active");
+            return Ok(());
+        }
         let result = self.activate_spec(label, spec).await;
         if let Err(e) = &result {
             warn!(error = %e, "chain activation failed; the previous chain stays live");
         }
         result
+    }
+
+    /// Periodic reconciliation: the database is the source of truth and the fanout only tells.
+    /// A scheduler that missed an `activate_chain` fanout (broker reconnect) or failed to build
+    /// the chain runs a chain other than the wanted one; this notices and activates through
+    /// [`Self::activate_current`], the path start-up and SIGHUP take. Returns whether it
+    /// (re)activated.
+    pub(crate) async fn reconcile_chain(&self) -> Result<bool, String> {
+        let (label, spec) = self.wanted_spec().await?;
+        let (live_label, live_spec) = self
+            .with_state(|s| (s.label.clone(), s.spec.clone()))
+            .await
+            .map_err(|e| e.message)?;
+        if live_label == label && live_spec == spec {
+            return Ok(false);
+        }
+        warn!(live = %live_label, wanted = %label, "scheduler chain differs from the database's; activating it");
+        self.activate_current().await?;
+        Ok(true)
     }
 
     /// Shadow mode: build chain `version` beside the live one (or stop with `None`).

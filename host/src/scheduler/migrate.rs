@@ -139,6 +139,7 @@ impl SchedulerManager {
                         name_of,
                         picked.candidates,
                         &RetryInfo::default(),
+                        self.rt.config().scheduler.max_attempts,
                         &refusals,
                     )
                 };

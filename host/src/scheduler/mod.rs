@@ -15,9 +15,10 @@ pub mod placement;
 pub mod pools;
 pub mod retype;
 pub mod shadow;
+mod state_lock;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -304,9 +305,13 @@ pub struct SchedulerManager {
     zone: String,
     /// Identifies this process in retry records (consumption is reverted only where it was made).
     instance: String,
-    state: Arc<Mutex<State>>,
+    state: Arc<state_lock::PriorityLock<State>>,
     engine: OnceLock<Arc<PluginEngine>>,
     volume: volume::VolumeApi,
+    /// Held by each activation (start-up, SIGHUP, fanout, reconciliation) from reading the
+    /// wanted chain to swapping it in, so a slower activation of an older chain cannot land
+    /// after a newer one.
+    activating: tokio::sync::Mutex<()>,
 }
 
 impl SchedulerManager {
@@ -320,7 +325,7 @@ impl SchedulerManager {
             host: config.host.clone(),
             zone: config.availability_zone.clone(),
             instance: uuid::Uuid::new_v4().to_string(),
-            state: Arc::new(Mutex::new(State {
+            state: Arc::new(state_lock::PriorityLock::new(State {
                 hosts: HostManager::default(),
                 index: PoolIndex::default(),
                 chain: Chain::default(),
@@ -331,6 +336,7 @@ impl SchedulerManager {
             })),
             engine: OnceLock::new(),
             volume: volume::VolumeApi::new(rt),
+            activating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -340,12 +346,9 @@ impl SchedulerManager {
         f: impl FnOnce(&mut State) -> R + Send + 'static,
     ) -> Result<R, RemoteError> {
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| RemoteError::new("HandlerError", format!("scheduler task failed: {e}")))
+        tokio::task::spawn_blocking(move || f(&mut state.lock()))
+            .await
+            .map_err(|e| RemoteError::new("HandlerError", format!("scheduler task failed: {e}")))
     }
 
     /// Take a capability report: into the host manager, and as deltas into the chain.
@@ -521,8 +524,8 @@ impl Manager for SchedulerManager {
         self.activate_current().await
     }
 
-    async fn reload(&self, _config: &Config) {
-        let _ = self.activate_current().await;
+    async fn reload(&self, _config: &Config) -> Result<(), String> {
+        self.activate_current().await
     }
 
     async fn after_start(&self) -> Result<(), String> {
@@ -561,18 +564,30 @@ impl Manager for SchedulerManager {
 
     fn periodic_tasks(self: Arc<Self>) -> Vec<PeriodicTask> {
         let me = self.clone();
-        vec![PeriodicTask {
-            name: "refresh_rpc_version_cap",
-            interval: |c: &Config| c.periodic_interval(),
+        let reconcile = PeriodicTask {
+            name: "reconcile_chain",
+            interval: |c: &Config| c.report_interval(),
             run: Arc::new(move || {
                 let me = me.clone();
-                Box::pin(async move {
-                    me.rt
-                        .refresh_version_cap(me.volume.client(), volume::BINARY)
-                        .await
-                        .map_err(|e| e.to_string())
-                })
+                Box::pin(async move { me.reconcile_chain().await.map(|_| ()) })
             }),
-        }]
+        };
+        let me = self.clone();
+        vec![
+            reconcile,
+            PeriodicTask {
+                name: "refresh_rpc_version_cap",
+                interval: |c: &Config| c.periodic_interval(),
+                run: Arc::new(move || {
+                    let me = me.clone();
+                    Box::pin(async move {
+                        me.rt
+                            .refresh_version_cap(me.volume.client(), volume::BINARY)
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                }),
+            },
+        ]
     }
 }

@@ -185,6 +185,7 @@ pub fn explain_no_valid_backend(
     names: impl Fn(u32) -> String,
     candidates: usize,
     retry: &RetryInfo,
+    max_attempts: u32,
     refused: &[String],
 ) -> String {
     let mut msg = String::from("No valid backend was found.");
@@ -193,8 +194,10 @@ pub fn explain_no_valid_backend(
             msg.push_str(" No volume service is up, enabled and reporting pools.");
         } else {
             msg.push_str(&format!(
-                " Every backend up and enabled was already tried: {}.",
-                retry.backends.join(", ")
+                " Every backend up and enabled was already tried: {} ({} attempt{} of at most {max_attempts}).",
+                retry.backends.join(", "),
+                retry.num_attempts,
+                if retry.num_attempts == 1 { "" } else { "s" },
             ));
         }
     }
@@ -299,6 +302,7 @@ mod tests {
             |id| format!("n@lvm#p{id}"),
             8,
             &RetryInfo::default(),
+            3,
             &[],
         );
         assert!(msg.starts_with("No valid backend was found."), "{msg}");
@@ -310,6 +314,27 @@ mod tests {
         assert!(
             msg.contains("AvailabilityZoneFilter removed 1 pool (n@lvm#p9: in availability zone az2, not az1)."),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn every_backend_tried_names_the_backends_and_the_attempts() {
+        let d = Decision {
+            weighed: vec![],
+            removed: vec![],
+            failures: vec![],
+        };
+        let retry = RetryInfo {
+            num_attempts: 2,
+            backends: vec!["n@a".into(), "n@b".into()],
+            exc: Some("backend n@b: disk full".into()),
+            consumed: None,
+        };
+        let msg = explain_no_valid_backend(&d, |id| format!("pool {id}"), 0, &retry, 3, &[]);
+        assert_eq!(
+            msg,
+            "No valid backend was found. Every backend up and enabled was already tried: \
+             n@a, n@b (2 attempts of at most 3). Last error: backend n@b: disk full"
         );
     }
 

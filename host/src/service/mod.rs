@@ -130,8 +130,11 @@ pub trait Manager: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// The configuration was reloaded (SIGHUP).
-    async fn reload(&self, _config: &Config) {}
+    /// The configuration was reloaded (SIGHUP). An error says what of the new configuration
+    /// this service could not apply (it keeps running on what it had); the caller logs it.
+    async fn reload(&self, _config: &Config) -> Result<(), String> {
+        Ok(())
+    }
 
     /// The service is stopping; in-flight RPC handlers have finished or timed out.
     async fn stop(&self, _grace: Duration) {}
@@ -149,13 +152,13 @@ pub struct Service {
 /// Object-safe view of a manager used after start.
 #[async_trait]
 trait ManagerDyn: Send + Sync {
-    async fn reload(&self, config: &Config);
+    async fn reload(&self, config: &Config) -> Result<(), String>;
     async fn stop(&self, grace: Duration);
 }
 
 #[async_trait]
 impl<M: Manager> ManagerDyn for M {
-    async fn reload(&self, config: &Config) {
+    async fn reload(&self, config: &Config) -> Result<(), String> {
         Manager::reload(self, config).await
     }
     async fn stop(&self, grace: Duration) {
@@ -278,8 +281,8 @@ impl Service {
         &self.spec
     }
 
-    pub async fn reload(&self, config: &Config) {
-        self.manager.reload(config).await;
+    pub async fn reload(&self, config: &Config) -> Result<(), String> {
+        self.manager.reload(config).await
     }
 
     /// Stop consuming, wait up to `grace` for in-flight handlers, end background tasks.

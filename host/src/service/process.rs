@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::{Runtime, Service, ServiceError};
 use crate::config::{Config, Overrides};
@@ -80,10 +80,19 @@ async fn reload(rt: &Runtime, services: &[Service], source: &ConfigSource) {
                 info!("database and messaging URLs take effect at the next restart only");
             }
             rt.config.store(std::sync::Arc::new(config.clone()));
+            let mut failed = 0;
             for s in services {
-                s.reload(&config).await;
+                if let Err(e) = s.reload(&config).await {
+                    failed += 1;
+                    let spec = s.spec();
+                    error!(service = %format!("{}@{}", spec.binary, spec.host), error = %e, "SIGHUP: the service could not apply the new configuration; it runs on what it had");
+                }
             }
-            info!("SIGHUP: configuration reloaded");
+            if failed == 0 {
+                info!("SIGHUP: configuration reloaded");
+            } else {
+                warn!(services_failed = failed, "SIGHUP: configuration reloaded, but not every service applied it (see the errors above)");
+            }
         }
         Err(e) => {
             error!(error = %e, "SIGHUP: the new configuration is invalid; keeping the running one")
