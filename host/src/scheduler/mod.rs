@@ -556,23 +556,40 @@ impl Manager for SchedulerManager {
             .await
             .map_err(|e| e.to_string())?;
         info!("asked every volume service for its capabilities");
+        // Volumes a crash left `creating` on no backend (never fatal to the start).
+        if let Err(e) = self.settle_unplaced_creates().await {
+            tracing::warn!(error = %e, "could not settle volumes left creating on no backend");
+        }
         Ok(())
     }
 
     fn periodic_tasks(self: Arc<Self>) -> Vec<PeriodicTask> {
         let me = self.clone();
-        vec![PeriodicTask {
-            name: "refresh_rpc_version_cap",
-            interval: |c: &Config| c.periodic_interval(),
-            run: Arc::new(move || {
-                let me = me.clone();
-                Box::pin(async move {
-                    me.rt
-                        .refresh_version_cap(me.volume.client(), volume::BINARY)
-                        .await
-                        .map_err(|e| e.to_string())
-                })
-            }),
-        }]
+        vec![
+            PeriodicTask {
+                name: "refresh_rpc_version_cap",
+                interval: |c: &Config| c.periodic_interval(),
+                run: Arc::new(move || {
+                    let me = me.clone();
+                    Box::pin(async move {
+                        me.rt
+                            .refresh_version_cap(me.volume.client(), volume::BINARY)
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                }),
+            },
+            {
+                let me = self.clone();
+                PeriodicTask {
+                    name: "settle_unplaced_creates",
+                    interval: |c: &Config| c.periodic_interval(),
+                    run: Arc::new(move || {
+                        let me = me.clone();
+                        Box::pin(async move { me.settle_unplaced_creates().await.map(|_| ()) })
+                    }),
+                }
+            },
+        ]
     }
 }
