@@ -321,11 +321,21 @@ fn volume_types_steer_placement_and_quotas_are_enforced() {
     let (_, body) = cloud.create(json!({"volume": {"size": 1}}));
     assert_eq!(body["volume"]["volume_type"], "__DEFAULT__", "{body}");
 
-    // Quota: 2 volumes exist (one errored, one default) using 2 GB; cap gigabytes at 3.
+    // Quota: 2 volumes exist, but the errored one gave its quota back when its create failed:
+    // 1 volume, 1 GB in use. Cap gigabytes at 2.
+    let in_use = |resource: &str| {
+        let (_, body) = http(
+            "GET",
+            &format!("{root}/os-quota-sets/demo?usage=true"),
+            None,
+        );
+        body["quota_set"][resource]["in_use"].as_i64().unwrap()
+    };
+    assert_eq!((in_use("volumes"), in_use("gigabytes")), (1, 1));
     let (status, body) = http(
         "PUT",
         &format!("{root}/os-quota-sets/demo"),
-        Some(json!({"quota_set": {"gigabytes": 3}})),
+        Some(json!({"quota_set": {"gigabytes": 2}})),
     );
     assert_eq!(status, 200, "{body}");
     let (status, body) = cloud.create(json!({"volume": {"size": 2}}));
@@ -334,21 +344,21 @@ fn volume_types_steer_placement_and_quotas_are_enforced() {
     assert!(msg.contains("gigabytes"), "{msg}");
     let (status, _) = cloud.create(json!({"volume": {"size": 1}}));
     assert_eq!(status, 202, "1 GB still fits");
-    // Deleting the errored volume gives its gigabyte back.
+    assert_eq!((in_use("volumes"), in_use("gigabytes")), (2, 2));
+    // Deleting the errored volume releases nothing a second time.
     let (status, _) = http("DELETE", &format!("{root}/volumes/{id}"), None);
     assert_eq!(status, 202);
     let started = Instant::now();
-    loop {
-        let (status, _) = cloud.create(json!({"volume": {"size": 1}}));
-        if status == 202 {
-            break;
-        }
+    while cloud.show(&id).0 != 404 {
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "the quota was never released"
+            "the errored volume was never deleted"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
+    assert_eq!((in_use("volumes"), in_use("gigabytes")), (2, 2));
+    let (status, _) = cloud.create(json!({"volume": {"size": 1}}));
+    assert_eq!(status, 413, "the quota is still full");
 }
 
 #[test]

@@ -136,6 +136,11 @@ pub struct SchedulerConfig {
     /// A standalone scheduler serves Prometheus `/metrics` on this IP:PORT when set (an
     /// all-in-one's scheduler metrics are on the API's `/metrics` already).
     pub metrics_listen: Option<String>,
+    /// Seconds a volume may stay `creating` on no backend before the scheduler settles it
+    /// (`error`, its quota given back, a user message): what a crash between scheduling
+    /// steps, or a lost message, leaves behind. Checked at start and every
+    /// `periodic_interval`.
+    pub unplaced_create_timeout: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -145,6 +150,7 @@ impl Default for SchedulerConfig {
             chain: "default".into(),
             plugin_cache_dir: None,
             metrics_listen: None,
+            unplaced_create_timeout: 600,
         }
     }
 }
@@ -315,6 +321,12 @@ impl Config {
                     format!("`{addr}` is not an IP:PORT address"),
                 ));
             }
+        }
+        if self.scheduler.unplaced_create_timeout == 0 {
+            return Err(invalid(
+                "scheduler.unplaced_create_timeout",
+                "must be at least 1 (seconds)",
+            ));
         }
         if self.scheduler.max_attempts == 0 {
             return Err(invalid("scheduler.max_attempts", "must be at least 1"));

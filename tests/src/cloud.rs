@@ -92,6 +92,12 @@ impl Cloud {
     pub fn crash_and_restart(&mut self) {
         self.aio.signal(libc::SIGKILL);
         self.aio.wait_exit(Duration::from_secs(10)).expect("killed");
+        self.restart();
+    }
+
+    /// Start the all-in-one again after it exited (or was killed and waited for) on the same
+    /// data directory, configuration and port; returns once its pools are reported again.
+    pub fn restart(&mut self) {
         let cfg = self.dir.path().join("kiln.toml");
         let config = std::fs::read_to_string(&cfg).unwrap();
         let listen = self
@@ -206,4 +212,17 @@ impl Cloud {
                 .collect()
         })
     }
+}
+
+/// Project `demo`'s quota usage of `resource` (`in_use`), through the API.
+pub fn in_use(cloud: &Cloud, resource: &str) -> i64 {
+    let (status, body) = http(
+        "GET",
+        &format!("{}/os-quota-sets/demo?usage=true", cloud.api),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    body["quota_set"][resource]["in_use"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no usage of {resource}: {body}"))
 }

@@ -31,7 +31,7 @@ mod transfers;
 mod types;
 mod versions;
 mod volume_actions;
-mod volumes;
+pub(crate) mod volumes;
 mod zones;
 
 use std::sync::{Arc, Mutex};

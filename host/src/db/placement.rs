@@ -17,14 +17,20 @@ pub struct PoolLimit {
 }
 
 impl Db {
-    /// Forget the placement of a volume about to be rescheduled.
-    pub async fn volume_unplace(&self, id: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE volumes SET host = NULL, updated_at = $1 WHERE id = $2")
-            .bind(now())
-            .bind(id)
-            .execute(self.writer())
-            .await?;
-        Ok(())
+    /// Forget the placement of a volume about to be rescheduled: only while it is still
+    /// `creating` on `backend` (`host@backend`); `false` when it was settled or moved meanwhile.
+    pub async fn volume_unplace(&self, id: &str, backend: &str) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE volumes SET host = NULL, updated_at = $1 WHERE id = $2 AND NOT deleted \
+             AND status = 'creating' AND (host = $3 OR host LIKE $4)",
+        )
+        .bind(now())
+        .bind(id)
+        .bind(backend)
+        .bind(format!("{backend}#%"))
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Place volume `id` (size `size_gb`) on `pool` (`host@backend#pool`) unless the volumes
@@ -33,7 +39,10 @@ impl Db {
     /// The sum and the update are one statement, serialised per pool: SQLite has a single
     /// writer (and the statement is one round trip to it); on PostgreSQL the statement runs
     /// after a transaction-level advisory lock on the pool's name, so its snapshot sees every
-    /// placement committed before. Returns the GiB already placed when refused.
+    /// placement committed before. Returns the GiB already placed when refused. Only a volume
+    /// still `creating` (or `extending`: an accepted growth is checked the same way) is placed:
+    /// one settled meanwhile (errored by the sweep of unplaced creates, say) is
+    /// [`DbError::NotFound`], like one deleted.
     pub async fn volume_place(
         &self,
         id: &str,
@@ -42,7 +51,7 @@ impl Db {
         limit: PoolLimit,
     ) -> Result<Result<(), f64>, DbError> {
         const PLACE: &str = "UPDATE volumes SET host = $1, updated_at = $2 \
-             WHERE id = $3 AND NOT deleted AND ($4 IS NULL OR $5 + \
+             WHERE id = $3 AND NOT deleted AND status IN ('creating', 'extending') AND ($4 IS NULL OR $5 + \
              (SELECT COALESCE(SUM(size), 0) FROM volumes \
               WHERE host = $1 AND NOT deleted AND id <> $3) <= $4)";
         let place = sqlx::query(PLACE)
@@ -71,7 +80,8 @@ impl Db {
         // Refused or gone: say which (the rare path; a read after the fact is enough for
         // the message).
         let row = sqlx::query(
-            "SELECT CAST((SELECT COUNT(*) FROM volumes WHERE id = $2 AND NOT deleted) AS BIGINT) AS found, \
+            "SELECT CAST((SELECT COUNT(*) FROM volumes WHERE id = $2 AND NOT deleted \
+             AND status IN ('creating', 'extending')) AS BIGINT) AS found, \
              CAST((SELECT COALESCE(SUM(size), 0) FROM volumes \
                    WHERE host = $1 AND NOT deleted AND id <> $2) AS BIGINT) AS used",
         )

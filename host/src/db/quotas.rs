@@ -327,6 +327,25 @@ fn check(sorted: &[(&str, i64)], state: &ChargeState) -> Result<(), QuotaError> 
     Ok(())
 }
 
+/// Subtract `amounts` (positive) from the project's `in_use` inside `tx`, never below zero:
+/// [`Db::quota_release`] for work that must release in its own transaction (a volume's row
+/// and its count change together).
+pub(crate) async fn release_in<S: AsRef<str>>(
+    tx: &mut Transaction<'_, Any>,
+    project: &str,
+    amounts: &[(S, i64)],
+) -> Result<(), sqlx::Error> {
+    let negated: Vec<(&str, i64)> = merged(amounts)
+        .into_iter()
+        .filter(|(r, _)| *r != PER_VOLUME)
+        .map(|(r, a)| (r, -a))
+        .collect();
+    if negated.is_empty() {
+        return Ok(());
+    }
+    consume(tx, project, &negated, &now()).await
+}
+
 impl Db {
     /// The default limits: built-in (with the per-volume-type resources), overridden by the
     /// quota class `default`. Its keys are every resource a quota set may name.

@@ -264,17 +264,20 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The driver created the volume: record where, and make it available.
+    /// The driver created the volume: record where, and make it available — only while it is
+    /// still `creating` (a compare-and-set: a repeated delivery of the create, or a recovery
+    /// that settled the volume meanwhile, must not turn `error` or `deleting` into
+    /// `available`). `false`: the volume was in another status (or gone), nothing written.
     pub async fn volume_created(
         &self,
         id: &str,
         provider_location: Option<&str>,
         provider_auth: Option<&str>,
-    ) -> Result<(), DbError> {
+    ) -> Result<bool, DbError> {
         let ts = now();
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE volumes SET status = 'available', provider_location = $1, provider_auth = $2, \
-             launched_at = $3, updated_at = $3 WHERE id = $4 AND NOT deleted",
+             launched_at = $3, updated_at = $3 WHERE id = $4 AND NOT deleted AND status = 'creating'",
         )
         .bind(provider_location)
         .bind(provider_auth)
@@ -282,7 +285,72 @@ impl Db {
         .bind(id)
         .execute(self.writer())
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A create failed for good: `creating` → `error`, and the volume stops counting against
+    /// its project's quota (its count and size are given back and `use_quota` cleared, in the
+    /// same transaction, so the later delete of the errored volume releases nothing twice).
+    /// `false`: the volume was no longer `creating` (or gone); nothing changed.
+    pub async fn volume_create_failed(&self, id: &str) -> Result<bool, DbError> {
+        let mut tx = self.writer().begin().await?;
+        let done = sqlx::query(
+            "UPDATE volumes SET status = 'error', updated_at = $1 \
+             WHERE id = $2 AND NOT deleted AND status = 'creating'",
+        )
+        .bind(now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        release_volume_quota(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Move a volume from one of `from` to `to` whatever its migration status (a settle step:
+    /// failures and recovery, which must not overwrite a status someone else set meanwhile).
+    /// `false` when it was in another status or gone.
+    pub async fn volume_settle_status(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+    ) -> Result<bool, DbError> {
+        let list = from
+            .iter()
+            .map(|s| format!("'{}'", s.replace('\'', "")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let done = sqlx::query(&format!(
+            "UPDATE volumes SET status = $1, updated_at = $2 WHERE id = $3 AND NOT deleted \
+             AND status IN ({list})"
+        ))
+        .bind(to)
+        .bind(now())
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Volumes `creating` on no backend whose row has not changed since `before` (a
+    /// timestamp): what a crash between scheduling steps leaves behind. A migration's
+    /// temporary volume is its migration's business and never listed.
+    pub async fn volumes_unplaced_creating(&self, before: &str) -> Result<Vec<VolumeRow>, DbError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM volumes WHERE NOT deleted AND status = 'creating' \
+             AND host IS NULL AND migration_status IS NULL AND updated_at < $1 \
+             ORDER BY created_at, id"
+        ))
+        .bind(before)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| from_row(r).map_err(DbError::from))
+            .collect()
     }
 
     /// Rename / redescribe a volume (`None` leaves a field as it is).
@@ -413,7 +481,10 @@ impl Db {
         Ok(())
     }
 
-    /// Mark a volume deleted (soft delete, as Cinder), with its metadata removed.
+    /// Mark a volume deleted (soft delete, as Cinder), with its metadata removed; when it still
+    /// counted against its project's quota (`use_quota`), its count and size are released in
+    /// the same transaction — a volume whose failed create already gave them back (or a
+    /// migration's temporary volume, which never took any) releases nothing.
     pub async fn volume_destroy(&self, id: &str) -> Result<(), DbError> {
         let ts = now();
         let mut tx = self.writer().begin().await?;
@@ -421,18 +492,58 @@ impl Db {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE volumes SET status = 'deleted', deleted = $1, deleted_at = $2, terminated_at = $2, \
-             updated_at = $2 WHERE id = $3",
+             updated_at = $2 WHERE id = $3 AND NOT deleted",
         )
         .bind(true)
         .bind(&ts)
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 1 {
+            release_volume_quota(&mut tx, id).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Stop counting volume `id` against its project's quota, inside `tx`: when it still counts
+/// (`use_quota`), clear the flag and give back its count and size (project-wide and per type).
+/// The flag is cleared by a conditional update first, so of two callers only one releases.
+pub(crate) async fn release_volume_quota(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE volumes SET use_quota = $1 WHERE id = $2 AND use_quota")
+        .bind(false)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let row = sqlx::query(
+        "SELECT project_id, size, \
+         (SELECT t.name FROM volume_types t WHERE t.id = volumes.volume_type_id) AS type_name \
+         FROM volumes WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let (project, size, type_name): (String, i64, Option<String>) = (
+        row.try_get("project_id")?,
+        row.try_get("size")?,
+        row.try_get("type_name")?,
+    );
+    super::quotas::release_in(
+        tx,
+        &project,
+        &super::quotas::with_type(&[("volumes", 1), ("gigabytes", size)], type_name.as_deref()),
+    )
+    .await?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -93,7 +93,9 @@ impl FileDriver {
         }
     }
 
-    /// Copy `src` to the new file `dst` and grow it to `size_gb`.
+    /// Copy `src` to the new file `dst` and grow it to `size_gb`. A `dst` left by an earlier
+    /// attempt that a crash interrupted (the manager runs one create of a volume at a time) is
+    /// replaced.
     async fn copy_to_new(
         &self,
         src: PathBuf,
@@ -105,6 +107,7 @@ impl FileDriver {
             .blocking(what, {
                 let dst = dst.clone();
                 move || {
+                    remove_if_present(&dst)?;
                     let method = copy::clone_file(&src, &dst)?;
                     grow(&dst, size_gb)?;
                     Ok(method)
@@ -311,12 +314,7 @@ impl VolumeDriver for FileDriver {
         if !tokio::fs::try_exists(&src).await.unwrap_or(false) {
             return Err(self.missing(format!("volume file {}", src.display())));
         }
-        // An earlier attempt may have left a partial copy: start again.
-        let d = dst.clone();
-        self.blocking(format!("cannot replace {}", dst.display()), move || {
-            remove_if_present(&d)
-        })
-        .await?;
+        // An earlier attempt may have left a partial copy: copy_to_new starts again.
         self.copy_to_new(src, dst.clone(), 0).await?;
         Ok(Self::location(&dst))
     }

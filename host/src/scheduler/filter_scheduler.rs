@@ -209,9 +209,9 @@ impl SchedulerManager {
                     }
                 }
                 Err(crate::db::DbError::NotFound(_)) => {
-                    // Deleted while being scheduled: nothing to create.
+                    // Deleted (or settled) while being scheduled: nothing to create.
                     self.revert(consumed).await?;
-                    info!(volume_id = %spec.volume_id, "volume deleted before placement; dropped");
+                    info!(volume_id = %spec.volume_id, "volume deleted or no longer creating before placement; dropped");
                     return Ok(());
                 }
                 Err(e) => {
@@ -220,6 +220,46 @@ impl SchedulerManager {
                 }
             }
         }
+    }
+
+    /// Settle volumes left `creating` on no backend for longer than
+    /// `scheduler.unplaced_create_timeout`: a crash between scheduling steps (or after a
+    /// reschedule forgot the placement) lost the message that would have placed them. Each
+    /// goes to `error` with its quota given back and a user message (a compare-and-set from
+    /// `creating`, so several schedulers sweeping at once settle a volume once, and a late
+    /// message for it is then dropped at placement). Returns how many were settled.
+    pub(crate) async fn settle_unplaced_creates(&self) -> Result<usize, String> {
+        let timeout = self.rt.config().scheduler.unplaced_create_timeout;
+        let before = crate::db::format_time(
+            time::OffsetDateTime::now_utc() - time::Duration::seconds(timeout as i64),
+        );
+        let stuck = self
+            .rt
+            .db
+            .volumes_unplaced_creating(&before)
+            .await
+            .map_err(|e| e.to_string())?;
+        let ctx = RequestContext::internal();
+        let mut settled = 0;
+        for v in stuck {
+            let why = format!(
+                "volume {} stayed creating on no backend for more than {timeout} s: the request \
+                 to place it was lost (a service stopped between scheduling steps); it was not \
+                 created, and its quota was given back",
+                v.id
+            );
+            if self
+                .fail_volume(&ctx, &v.id, &v.project_id, &why)
+                .await
+                .map_err(|e| e.message)?
+            {
+                settled += 1;
+            }
+        }
+        if settled > 0 {
+            warn!(settled, "settled volumes left creating on no backend");
+        }
+        Ok(settled)
     }
 
     pub(super) async fn revert(&self, consumed: super::pools::Consumed) -> Result<(), RemoteError> {
@@ -231,7 +271,8 @@ impl SchedulerManager {
         .await
     }
 
-    /// The volume goes to `error` with a user message saying why.
+    /// The volume goes from `creating` to `error` (its quota given back) with a user message
+    /// saying why; one no longer `creating` (deleted, or settled meanwhile) is left alone.
     async fn fail(
         &self,
         ctx: &RequestContext,
@@ -239,11 +280,29 @@ impl SchedulerManager {
         project_id: &str,
         why: &str,
     ) -> Result<(), RemoteError> {
+        self.fail_volume(ctx, volume_id, project_id, why)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Self::fail`]; `true` when this call settled the volume.
+    async fn fail_volume(
+        &self,
+        ctx: &RequestContext,
+        volume_id: &str,
+        project_id: &str,
+        why: &str,
+    ) -> Result<bool, RemoteError> {
         warn!(volume_id, reason = why, "volume cannot be placed");
-        match self.rt.db.volume_set_status(volume_id, "error").await {
-            Ok(()) => {}
-            Err(crate::db::DbError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(handler_error(e)),
+        if !self
+            .rt
+            .db
+            .volume_create_failed(volume_id)
+            .await
+            .map_err(handler_error)?
+        {
+            info!(volume_id, "volume no longer creating; left as it is");
+            return Ok(false);
         }
         self.rt
             .db
@@ -266,7 +325,7 @@ impl SchedulerManager {
                 .await
                 .map_err(handler_error)?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 

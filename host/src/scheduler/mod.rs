@@ -559,6 +559,10 @@ impl Manager for SchedulerManager {
             .await
             .map_err(|e| e.to_string())?;
         info!("asked every volume service for its capabilities");
+        // Volumes a crash left `creating` on no backend (never fatal to the start).
+        if let Err(e) = self.settle_unplaced_creates().await {
+            tracing::warn!(error = %e, "could not settle volumes left creating on no backend");
+        }
         Ok(())
     }
 
@@ -587,6 +591,17 @@ impl Manager for SchedulerManager {
                             .map_err(|e| e.to_string())
                     })
                 }),
+            },
+            {
+                let me = self.clone();
+                PeriodicTask {
+                    name: "settle_unplaced_creates",
+                    interval: |c: &Config| c.periodic_interval(),
+                    run: Arc::new(move || {
+                        let me = me.clone();
+                        Box::pin(async move { me.settle_unplaced_creates().await.map(|_| ()) })
+                    }),
+                }
             },
         ]
     }

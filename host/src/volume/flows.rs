@@ -1,7 +1,7 @@
-//! The volume operations of one backend: create (raw, from a snapshot, or as a clone of a
-//! volume), with a driver failure sending a raw create back to the scheduler for another
-//! backend; extend; delete (with its snapshots when cascading). Every failure leaves the
-//! volume in an error state with a user message saying why.
+//! The volume operations of one backend besides create (`create.rs`): extend, retype without
+//! migration, delete (with its snapshots when cascading). Every failure leaves the volume in
+//! an error state with a user message saying why; the status is written only from the one the
+//! operation expected (a compare-and-set), never over what another flow set meanwhile.
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -10,9 +10,8 @@ use super::VolumeManager;
 use crate::db::quotas::with_type;
 use crate::db::user_messages::NewMessage;
 use crate::db::volumes::VolumeRow;
-use crate::drivers::{DriverError, VolumeRef};
+use crate::drivers::VolumeRef;
 use crate::rpc::{RemoteError, RequestContext};
-use crate::scheduler::placement::CreateArgs;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeleteArgs {
@@ -45,105 +44,7 @@ pub(crate) fn volume_ref(row: &VolumeRow) -> Result<VolumeRef, RemoteError> {
     Ok(v)
 }
 
-/// Driver errors that another backend would hit too: not worth rescheduling.
-fn is_request_error(e: &DriverError) -> bool {
-    matches!(
-        e,
-        DriverError::Invalid { .. } | DriverError::NotSupported { .. }
-    )
-}
-
 impl VolumeManager {
-    /// Create the volume the scheduler placed here.
-    pub(crate) async fn create_volume(
-        &self,
-        ctx: &RequestContext,
-        args: CreateArgs,
-    ) -> Result<(), RemoteError> {
-        let id = args.request_spec.volume_id.clone();
-        let row = match self.rt.db.volume_get(&id).await {
-            Ok(row) => row,
-            Err(crate::db::DbError::NotFound(_)) => {
-                info!(volume_id = %id, "volume deleted before creation; nothing to do");
-                return Ok(());
-            }
-            Err(e) => return Err(handler_error(e)),
-        };
-        let mut volume = volume_ref(&row)?;
-        if let Some(t) = &args.request_spec.volume_type {
-            volume.extra_specs = t.extra_specs.clone();
-        }
-        let result = match (&row.snapshot_id, &row.source_volid) {
-            (Some(snap), _) => {
-                let snap = self.rt.db.snapshot_get(snap).await.map_err(handler_error)?;
-                let snap = self.snapshot_ref(&snap).await?;
-                self.driver()
-                    .await
-                    .create_volume_from_snapshot(&volume, &snap)
-                    .await
-            }
-            (None, Some(src)) => {
-                let source = self.rt.db.volume_get(src).await.map_err(handler_error)?;
-                let source = volume_ref(&source)?;
-                self.driver()
-                    .await
-                    .create_cloned_volume(&volume, &source)
-                    .await
-            }
-            (None, None) => self.driver().await.create_volume(&volume).await,
-        };
-        match result {
-            Ok(update) => {
-                volume.apply(&update);
-                self.rt
-                    .db
-                    .volume_created(
-                        &id,
-                        volume.provider_location.as_deref(),
-                        volume.provider_auth.as_deref(),
-                    )
-                    .await
-                    .map_err(handler_error)?;
-                info!(volume_id = %id, host = %self.host, size_gb = volume.size_gb, "volume created");
-                self.settle_group_creating(&row).await
-            }
-            // A snapshot or a source volume only exists here: another backend cannot help.
-            Err(e)
-                if is_request_error(&e)
-                    || row.snapshot_id.is_some()
-                    || row.source_volid.is_some() =>
-            {
-                self.fail(ctx, &row, "error", "001", &e.to_string()).await
-            }
-            Err(e) => self.reschedule(ctx, args, &row, e).await,
-        }
-    }
-
-    /// A driver failure: back to the scheduler, which tries another backend (or gives up
-    /// after `scheduler.max_attempts` and explains).
-    async fn reschedule(
-        &self,
-        ctx: &RequestContext,
-        mut args: CreateArgs,
-        row: &VolumeRow,
-        e: DriverError,
-    ) -> Result<(), RemoteError> {
-        warn!(volume_id = %row.id, host = %self.host, error = %e, "driver failed to create the volume; rescheduling");
-        self.rt
-            .db
-            .volume_unplace(&row.id)
-            .await
-            .map_err(handler_error)?;
-        if !args.retry.backends.contains(&self.host) {
-            args.retry.backends.push(self.host.clone());
-        }
-        args.retry.exc = Some(e.to_string());
-        self.scheduler
-            .create_volume(ctx, &args)
-            .await
-            .map_err(handler_error)
-    }
-
     /// Grow a volume the scheduler accepted the growth of.
     pub(crate) async fn extend_volume(
         &self,
@@ -183,7 +84,7 @@ impl VolumeManager {
                 // like Cinder does.
                 let status = if online { "in-use" } else { "error_extending" };
                 let why = format!("extending to {new_size} GB failed: {e}");
-                self.fail_action(ctx, &row, status, "007", "001", &why)
+                self.fail_action(ctx, &row, &["extending"], status, "007", "001", &why)
                     .await
             }
         }
@@ -262,31 +163,19 @@ impl VolumeManager {
                     .await
             }
         }
+        // The quota goes in the same transaction, unless the volume no longer counts (a
+        // failed create gave it back; a migration's temporary volume never took any).
         self.rt
             .db
             .volume_destroy(&row.id)
             .await
             .map_err(handler_error)?;
-        // A migration's temporary volume never counted against quota.
-        if row.use_quota {
-            self.rt
-                .db
-                .quota_release(
-                    &row.project_id,
-                    &with_type(
-                        &[("volumes", 1), ("gigabytes", row.size)],
-                        row.volume_type_name.as_deref(),
-                    ),
-                )
-                .await
-                .map_err(handler_error)?;
-        }
         info!(volume_id = %row.id, host = %self.host, "volume deleted");
         self.settle_group_deleting(&row).await
     }
 
     /// A volume of a group made from a source is done (or failed): the group may be too.
-    async fn settle_group_creating(&self, row: &VolumeRow) -> Result<(), RemoteError> {
+    pub(super) async fn settle_group_creating(&self, row: &VolumeRow) -> Result<(), RemoteError> {
         match &row.group_id {
             Some(g) => self
                 .rt
@@ -311,7 +200,7 @@ impl VolumeManager {
         }
     }
 
-    /// Put the volume in `status` and tell its owner why.
+    /// A delete failed: `deleting` → `status`, and tell the owner why.
     async fn fail(
         &self,
         ctx: &RequestContext,
@@ -320,31 +209,35 @@ impl VolumeManager {
         detail_id: &str,
         why: &str,
     ) -> Result<(), RemoteError> {
-        let action_id = if status == "error_deleting" {
-            "002"
-        } else {
-            "001"
-        };
-        self.fail_action(ctx, row, status, action_id, detail_id, why)
+        self.fail_action(ctx, row, &["deleting"], status, "002", detail_id, why)
             .await
     }
 
-    /// [`Self::fail`] with the message's action named.
+    /// Move the volume from one of `from` to `status` and tell its owner why (action
+    /// `action_id`). A volume in another status by now — settled by another flow — is left as
+    /// it is, without a message.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn fail_action(
         &self,
         ctx: &RequestContext,
         row: &VolumeRow,
+        from: &[&str],
         status: &str,
         action_id: &str,
         detail_id: &str,
         why: &str,
     ) -> Result<(), RemoteError> {
         warn!(volume_id = %row.id, status, reason = why, "volume operation failed");
-        self.rt
+        if !self
+            .rt
             .db
-            .volume_set_status(&row.id, status)
+            .volume_settle_status(&row.id, from, status)
             .await
-            .map_err(handler_error)?;
+            .map_err(handler_error)?
+        {
+            info!(volume_id = %row.id, expected = ?from, "volume changed status meanwhile; left as it is");
+            return Ok(());
+        }
         self.rt
             .db
             .user_message_create(&NewMessage {

@@ -4,8 +4,11 @@
 //! and runs the volume operations ([`flows`]).
 
 mod attach;
+mod create;
 pub mod driver_slot;
 pub mod driver_swap;
+#[cfg(test)]
+mod flow_tests;
 mod flows;
 pub mod migrate;
 mod recovery;
@@ -287,6 +290,24 @@ pub struct VolumeManager {
     scheduler: scheduler::SchedulerApi,
     /// Other volume services (a migration's destination), capped like the scheduler client.
     peers: VolumeApi,
+    /// Volumes a create or the start-up recovery is working on in this process ([`Claim`]):
+    /// a repeated delivery of a create, or recovery, leaves them to whoever holds them.
+    busy: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// A volume held by one flow of this process; released on drop.
+pub(crate) struct Claim<'a> {
+    busy: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    id: String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
 }
 
 impl VolumeManager {
@@ -304,7 +325,23 @@ impl VolumeManager {
             ),
             scheduler: scheduler::SchedulerApi::new(rt),
             peers: VolumeApi::new(rt),
+            busy: Default::default(),
         })
+    }
+
+    /// Hold volume `id` for one flow; `None` when another flow of this process holds it.
+    pub(crate) fn claim(&self, id: &str) -> Option<Claim<'_>> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        busy.insert(id.to_string()).then(|| Claim {
+            busy: &self.busy,
+            id: id.to_string(),
+        })
+    }
+
+    /// Whether `host` (`host@backend#pool`) is on this service's backend.
+    pub(crate) fn is_mine(&self, host: Option<&str>) -> bool {
+        host.map(|h| h.split_once('#').map_or(h, |(b, _)| b))
+            .is_some_and(|b| b == self.host)
     }
 
     /// The backend's driver for one call (waits while a driver swap drains or replaces it;

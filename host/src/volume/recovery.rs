@@ -1,8 +1,13 @@
 //! `init_host` recovery of one backend after a restart (Cinder's `init_host`): volumes and
-//! snapshots a crash left half-way are settled — `creating` → `error` with a message,
+//! snapshots a crash left half-way are settled — `creating` → `error` with a message, the
+//! create's steps reverted (its partly made data deleted, its quota given back; `create.rs`),
 //! `deleting` resumed, `extending` → `error_extending` (`in-use` when attached), `retyping`
 //! back to where it was, a migration running from here undone (`migrate.rs`) — and the exports
-//! of attached volumes are re-ensured (a target daemon restart loses them).
+//! of attached volumes are re-ensured (a target daemon restart loses them; a failure is told
+//! to the owner). Only attached volumes: Kiln exports a volume when it is attached
+//! (`initialize_connection`), not when it is created, so an available volume has no export to
+//! restore. Every status write is from the status read (a compare-and-set), so work a repeated
+//! delivery finishes while this runs is never overwritten.
 
 use tracing::{info, warn};
 
@@ -42,8 +47,17 @@ impl VolumeManager {
                 done.errored += 1;
                 continue;
             }
+            if v.status == "creating" {
+                match self.settle_interrupted_create(&ctx, v).await {
+                    Ok(true) => done.errored += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        warn!(volume_id = %v.id, error = %e, "could not settle an interrupted create")
+                    }
+                }
+                continue;
+            }
             let settle = match v.status.as_str() {
-                "creating" => Some(("error", "was being created")),
                 // An attached volume stays usable at its recorded size.
                 "extending" if v.attach_status == "attached" => {
                     Some(("in-use", "was being extended while attached"))
@@ -52,34 +66,37 @@ impl VolumeManager {
                 "reverting" => Some(("error", "was being reverted to a snapshot")),
                 _ => None,
             };
+            // Each write is from the status read above: work that finished meanwhile (a
+            // repeated delivery served while this runs) is not undone.
             if let Some((status, what)) = settle {
                 let why = format!(
                     "volume {} {what} when the volume service {} stopped; its state on the \
                      backend is unknown",
                     v.id, self.host
                 );
-                match db.volume_set_status(&v.id, status).await {
-                    // Deleted meanwhile (a migration's temporary volume, say).
-                    Ok(()) | Err(crate::db::DbError::NotFound(_)) => {}
-                    Err(e) => return Err(e.to_string()),
+                let moved = db
+                    .volume_settle_status(&v.id, &[v.status.as_str()], status)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if moved {
+                    let _ = db
+                        .user_message_create(&NewMessage {
+                            project_id: &v.project_id,
+                            request_id: Some(&ctx.request_id),
+                            resource_type: Some("VOLUME"),
+                            resource_uuid: Some(&v.id),
+                            action_id: match v.status.as_str() {
+                                "extending" => "007",
+                                "reverting" => super::snapshots::ACTION_REVERT,
+                                _ => "001",
+                            },
+                            detail_id: "001",
+                            detail: Some(&why),
+                        })
+                        .await;
+                    warn!(volume_id = %v.id, status, "settled a volume left half-way by a restart");
+                    done.errored += 1;
                 }
-                let _ = db
-                    .user_message_create(&NewMessage {
-                        project_id: &v.project_id,
-                        request_id: Some(&ctx.request_id),
-                        resource_type: Some("VOLUME"),
-                        resource_uuid: Some(&v.id),
-                        action_id: match v.status.as_str() {
-                            "extending" => "007",
-                            "reverting" => super::snapshots::ACTION_REVERT,
-                            _ => "001",
-                        },
-                        detail_id: "001",
-                        detail: Some(&why),
-                    })
-                    .await;
-                warn!(volume_id = %v.id, status, "settled a volume left half-way by a restart");
-                done.errored += 1;
             }
             if v.status == "retyping" {
                 let back = if v.attach_status == "attached" {
@@ -87,10 +104,13 @@ impl VolumeManager {
                 } else {
                     "available"
                 };
-                db.volume_set_status(&v.id, back)
+                if db
+                    .volume_settle_status(&v.id, &["retyping"], back)
                     .await
-                    .map_err(|e| e.to_string())?;
-                done.errored += 1;
+                    .map_err(|e| e.to_string())?
+                {
+                    done.errored += 1;
+                }
             }
             if v.status == "deleting" {
                 let snapshots = db
@@ -106,6 +126,23 @@ impl VolumeManager {
                         Err(e) => {
                             warn!(volume_id = %v.id, error = %e, "could not re-ensure the export");
                             done.export_failures += 1;
+                            let why = format!(
+                                "the export of attached volume {} could not be re-created when \
+                                 the volume service {} started, so its host may have lost the \
+                                 connection: {e}",
+                                v.id, self.host
+                            );
+                            let _ = db
+                                .user_message_create(&NewMessage {
+                                    project_id: &v.project_id,
+                                    request_id: Some(&ctx.request_id),
+                                    resource_type: Some("VOLUME"),
+                                    resource_uuid: Some(&v.id),
+                                    action_id: "002",
+                                    detail_id: "001",
+                                    detail: Some(&why),
+                                })
+                                .await;
                         }
                     },
                     Err(e) => warn!(volume_id = %v.id, error = %e.message, "bad volume record"),

@@ -105,7 +105,15 @@ impl VolumeManager {
                     args.snapshot_id
                 );
                 return self
-                    .fail_action(ctx, &volume, "available", ACTION_REVERT, "001", &why)
+                    .fail_action(
+                        ctx,
+                        &volume,
+                        &["reverting"],
+                        "available",
+                        ACTION_REVERT,
+                        "001",
+                        &why,
+                    )
                     .await;
             }
             Err(e) => return Err(handler_error(e)),
@@ -129,8 +137,16 @@ impl VolumeManager {
             }
             Err(e) => {
                 let why = format!("reverting to snapshot {} failed: {e}", row.id);
-                self.fail_action(ctx, &volume, "error", ACTION_REVERT, "001", &why)
-                    .await
+                self.fail_action(
+                    ctx,
+                    &volume,
+                    &["reverting"],
+                    "error",
+                    ACTION_REVERT,
+                    "001",
+                    &why,
+                )
+                .await
             }
         }
     }

@@ -355,11 +355,14 @@ async fn create_member(
         retry: Default::default(),
     };
     if let Err(e) = st.scheduler.create_volume(&ctx.0, &args).await {
-        let _ = st.rt.db.volume_set_status(&row.id, "error").await;
-        return Err(ApiError::Unavailable(format!(
-            "the scheduler could not be reached ({e}); volume {} is in error",
-            row.id
-        )));
+        return Err(crate::api::volumes::scheduler_unreachable(
+            st,
+            &ctx.0,
+            &row.id,
+            &row.project_id,
+            &e.to_string(),
+        )
+        .await);
     }
     Ok(())
 }

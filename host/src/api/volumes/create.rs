@@ -284,12 +284,7 @@ pub async fn create(
         retry: Default::default(),
     };
     if let Err(e) = st.scheduler.create_volume(&ctx, &args).await {
-        // Nothing will place it: say so on the volume instead of leaving it `creating`.
-        let _ = st.rt.db.volume_set_status(&row.id, "error").await;
-        return Err(ApiError::Unavailable(format!(
-            "the scheduler could not be reached ({e}); volume {} is in error",
-            row.id
-        )));
+        return Err(scheduler_unreachable(&st, &ctx, &row.id, &project, &e.to_string()).await);
     }
     let base = base_url(&headers, &project);
     let viewer = super::view::Viewer {
@@ -299,4 +294,34 @@ pub async fn create(
     };
     let view = DetailView::new(&row, &viewer, json!([])).without_extension_attributes();
     Ok((StatusCode::ACCEPTED, Json(json!({ "volume": view }))))
+}
+
+/// The create could not be cast to the scheduler, so nothing will place the volume: it goes
+/// to `error` (its quota given back, as for any failed create) with a user message saying why,
+/// instead of staying `creating`; the caller answers 503.
+pub(crate) async fn scheduler_unreachable(
+    st: &AppState,
+    ctx: &crate::rpc::RequestContext,
+    volume_id: &str,
+    project_id: &str,
+    e: &str,
+) -> ApiError {
+    let why = format!("the scheduler could not be reached ({e}); volume {volume_id} is in error");
+    tracing::warn!(volume_id, reason = %why, "volume create not scheduled");
+    if let Ok(true) = st.rt.db.volume_create_failed(volume_id).await {
+        let _ = st
+            .rt
+            .db
+            .user_message_create(&crate::db::user_messages::NewMessage {
+                project_id,
+                request_id: Some(&ctx.request_id),
+                resource_type: Some("VOLUME"),
+                resource_uuid: Some(volume_id),
+                action_id: "001",
+                detail_id: "001",
+                detail: Some(&why),
+            })
+            .await;
+    }
+    ApiError::Unavailable(why)
 }

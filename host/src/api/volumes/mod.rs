@@ -19,12 +19,12 @@ use super::context::Ctx;
 use super::listing::{self, Params};
 use super::Microversion;
 use super::{ApiError, AppState};
-use crate::db::quotas::with_type;
 use crate::db::volumes::VolumeRow;
 use crate::rpc::RequestContext;
 use view::{base_url, detail_view, DetailView, SummaryView, Viewer};
 
 pub use create::create;
+pub(crate) use create::scheduler_unreachable;
 
 /// Statuses a volume may be deleted from (Cinder's).
 const DELETABLE: &[&str] = &[
@@ -375,19 +375,8 @@ pub(crate) async fn delete_row(
     }
     match row.host.as_deref() {
         // Never placed: nothing on any backend (and so no snapshots).
-        None => {
-            st.rt.db.volume_destroy(id).await?;
-            st.rt
-                .db
-                .quota_release(
-                    &row.project_id,
-                    &with_type(
-                        &[("volumes", 1), ("gigabytes", row.size)],
-                        row.volume_type_name.as_deref(),
-                    ),
-                )
-                .await?;
-        }
+        // Its quota goes with the row (unless a failed create already gave it back).
+        None => st.rt.db.volume_destroy(id).await?,
         Some(host) => {
             let backend = host.split_once('#').map_or(host, |(b, _)| b);
             st.volume.delete_volume(ctx, backend, id, cascade).await?;

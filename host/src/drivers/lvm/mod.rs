@@ -156,7 +156,9 @@ impl LvmDriver {
         })
     }
 
-    /// Thin: `name` becomes an activated snapshot of `origin`, grown to `size_gb`.
+    /// Thin: `name` becomes an activated snapshot of `origin`, grown to `size_gb`. When a step
+    /// after the snapshot fails, the new LV is removed again (the error of the step is
+    /// returned).
     async fn thin_copy(
         &self,
         name: &str,
@@ -166,11 +168,21 @@ impl LvmDriver {
     ) -> Result<(), DriverError> {
         self.run(self.cmds.create_snapshot(name, origin, true, origin_gb))
             .await?;
-        if self.cmds.activation {
-            self.run(self.cmds.activate(name)).await?;
+        let finished = async {
+            if self.cmds.activation {
+                self.run(self.cmds.activate(name)).await?;
+            }
+            if size_gb > origin_gb {
+                self.run(self.cmds.extend(name, size_gb)).await?;
+            }
+            Ok(())
         }
-        if size_gb > origin_gb {
-            self.run(self.cmds.extend(name, size_gb)).await?;
+        .await;
+        if let Err(e) = finished {
+            if let Err(cleanup) = self.remove_lv(name).await {
+                tracing::warn!(backend = %self.backend, lv = %name, error = %cleanup, "half-made thin clone not removed");
+            }
+            return Err(e);
         }
         Ok(())
     }
@@ -332,12 +344,21 @@ impl VolumeDriver for LvmDriver {
             tracing::info!(backend = %self.backend, volume = %v.id, "LV already gone");
             return Ok(());
         }
+        // Cinder's `lv_has_snapshot`: only an LV whose attributes say it is the origin of
+        // old-style (thick, copy-on-write) snapshots — `o`, or `O` while one merges — cannot go
+        // before them. Thin snapshots and thin clones name their source as `origin` too, but
+        // they are independent thin LVs and the source's attributes stay `V`: a thin volume
+        // with clones or snapshots is removed like any other.
+        let is_origin = lvs
+            .iter()
+            .find(|lv| lv.name == name)
+            .is_some_and(|lv| lv.attr.starts_with(['o', 'O']));
         let snaps: Vec<&str> = lvs
             .iter()
             .filter(|lv| lv.origin == name)
             .map(|lv| lv.name.as_str())
             .collect();
-        if !snaps.is_empty() {
+        if is_origin {
             return Err(DriverError::Invalid {
                 backend: self.backend.clone(),
                 message: format!(

@@ -15,9 +15,15 @@ struct Rig {
 }
 
 fn rig(lvm_type: &str, mirrors: u32, activation: bool) -> Rig {
+    rig_failing(lvm_type, mirrors, activation, "")
+}
+
+/// [`rig`] where every run of `failing` (a program name) fails.
+fn rig_failing(lvm_type: &str, mirrors: u32, activation: bool, failing: &'static str) -> Rig {
     let lvs = Arc::new(Mutex::new(String::new()));
     let listing = lvs.clone();
     let fake = Arc::new(FakeRunner::new(move |cmd| match cmd.program.as_str() {
+        p if p == failing => CmdOutput::failed(5, "  device-mapper: reload ioctl failed"),
         "vgs" => CmdOutput::ok("  vg1:20.00:7.50:3:abc-uuid\n"),
         "lvs" => CmdOutput::ok(&listing.lock().unwrap()),
         "lvremove" if cmd.args.last().is_some_and(|a| a.contains("/snapshot-")) => {
@@ -295,4 +301,92 @@ async fn revert_without_activation_says_it_needs_device_mapper_and_runs_nothing(
     let err = r.driver.revert_to_snapshot(&v, &s).await.unwrap_err();
     assert!(err.to_string().contains("device-mapper"), "{err}");
     assert!(actions(&r.fake).is_empty(), "{:?}", r.fake.lines());
+}
+
+#[tokio::test]
+async fn a_thin_volume_with_a_clone_or_snapshot_is_deleted() {
+    // Thin clones and thin snapshots are snapshots of their source (`origin` names it), but
+    // the source's attributes stay `V`: Cinder deletes it, and so does Kiln.
+    let r = rig("thin", 0, true);
+    let (src, clone) = (vol(1), vol(1));
+    *r.lvs.lock().unwrap() = format!(
+        "  vg1:vg1-pool:7.12:twi-aotz--:::1.00\n\
+         vg1:{0}:1.00:Vwi-a-tz--:vg1-pool::1.00\n\
+         vg1:{1}:1.00:Vwi-a-tz--:vg1-pool:{0}:1.00\n\
+         vg1:snapshot-x:1.00:Vwi---tz-k:vg1-pool:{0}:\n",
+        src.name, clone.name
+    );
+    r.driver.delete_volume(&src).await.unwrap();
+    assert_eq!(
+        actions(&r.fake),
+        vec![format!(
+            "lvremove --config 'activation{{retry_deactivation=1}}' -f vg1/{}",
+            src.name
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_thick_origin_being_merged_is_still_refused() {
+    let r = rig("default", 0, true);
+    let v = vol(1);
+    *r.lvs.lock().unwrap() = format!(
+        "  vg1:{0}:1.00:Owi-a-s---:::\n  vg1:snapshot-x:1.00:Swi-a-s---::{0}:\n",
+        v.name
+    );
+    let err = r.driver.delete_volume(&v).await.unwrap_err();
+    assert!(
+        err.to_string().contains("has snapshots (snapshot-x)"),
+        "{err}"
+    );
+    assert!(actions(&r.fake).is_empty());
+}
+
+#[tokio::test]
+async fn a_thin_clone_that_fails_after_its_snapshot_removes_its_lv() {
+    // The activation after `lvcreate --snapshot` fails: the new LV is removed, the source kept.
+    let r = rig_failing("thin", 0, true, "lvchange");
+    let (src, clone) = (vol(2), vol(3));
+    *r.lvs.lock().unwrap() = format!("  vg1:{}:2.00:Vwi-a-tz--:vg1-pool::1.00\n", src.name);
+    let err = r
+        .driver
+        .create_cloned_volume(&clone, &src)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("reload ioctl failed"), "{err}");
+    assert_eq!(
+        actions(&r.fake),
+        vec![
+            format!("lvcreate --name {} --snapshot vg1/{}", clone.name, src.name),
+            format!("lvchange -a y --yes -K -k n vg1/{}", clone.name),
+            format!(
+                "lvremove --config 'activation{{retry_deactivation=1}}' -f vg1/{}",
+                clone.name
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_thin_volume_from_snapshot_that_cannot_grow_removes_its_lv() {
+    let r = rig_failing("thin", 0, true, "lvextend");
+    let src = vol(2);
+    let snap = SnapshotRef::new(uuid::Uuid::new_v4(), src.clone());
+    let v = vol(4);
+    r.driver
+        .create_volume_from_snapshot(&v, &snap)
+        .await
+        .unwrap_err();
+    let lines = actions(&r.fake);
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some(
+            format!(
+                "lvremove --config 'activation{{retry_deactivation=1}}' -f vg1/{}",
+                v.name
+            )
+            .as_str()
+        ),
+        "{lines:?}"
+    );
 }
